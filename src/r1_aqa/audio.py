@@ -1,0 +1,35 @@
+"""The one audio loader: any file soundfile reads -> mono float32 at 16 kHz, at most 30 s."""
+
+import logging
+
+import numpy as np
+import soundfile
+import soxr
+
+SAMPLING_RATE = 16_000
+# Qwen2-Audio's encoder sees at most 30 s (3000 mel frames); longer clips would be cut by the processor anyway.
+MAX_SECONDS = 30.0
+
+logger = logging.getLogger(__name__)
+
+
+class AudioError(ValueError):
+    """An audio file that cannot be used, with the reason in the message."""
+
+
+def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> np.ndarray:
+    """Decode `path` (wav/flac/mp3/ogg, any rate), mix down to mono, resample to 16 kHz, cut to `max_seconds`."""
+    try:
+        samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
+    except Exception as error:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
+        raise AudioError(f"{path}: audio does not decode ({error})") from error
+    if samples.shape[0] == 0:
+        raise AudioError(f"{path}: audio has no samples")
+    samples = samples.mean(axis=1)
+    if rate != SAMPLING_RATE:
+        samples = soxr.resample(samples, rate, SAMPLING_RATE).astype(np.float32)
+    limit = int(max_seconds * SAMPLING_RATE)
+    if samples.shape[0] > limit:
+        logger.warning("%s: %.1f s long, cut to the first %.0f s", path, samples.shape[0] / SAMPLING_RATE, max_seconds)
+        samples = samples[:limit]
+    return np.ascontiguousarray(samples, dtype=np.float32)

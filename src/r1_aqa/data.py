@@ -1,0 +1,212 @@
+"""Training data: the JSON-lines format, its checker, and the AVQA converter.
+
+    python -m r1_aqa.data check FILE [FILE ...]
+    python -m r1_aqa.data convert-avqa --qa train_qa.json --audio-dir WAVS --output data/avqa_train.jsonl
+
+One JSON object a line with the keys of `FIELDS`; `answer` is an index into `multi_choice`; a relative
+`audio_path` is read relative to the file's own folder. `check` prints `FILE:LINE: reason` per problem and exits 1
+if there is any. `convert-avqa` writes the rows it can use and, beside them, `*.rejects.jsonl` with a reason for each
+row it could not, so no row is lost silently.
+"""
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from r1_aqa.audio import AudioError, load_audio
+from r1_aqa.prompts import messages
+
+FIELDS = (
+    "id", "video_name", "video_id", "question_text", "multi_choice", "answer",
+    "question_relation", "question_type", "dataset_name", "audio_path",
+)
+AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+
+
+def resolve_audio(row: dict, base_dir: Path) -> Path:
+    path = Path(row["audio_path"])
+    return path if path.is_absolute() else base_dir / path
+
+
+def row_problems(row, base_dir: Path, check_audio: bool = True) -> list[str]:
+    """Everything wrong with one parsed row, as short reasons; [] for a usable row."""
+    if not isinstance(row, dict):
+        return [f"expected a JSON object, got {type(row).__name__}"]
+    missing = [key for key in FIELDS if key not in row]
+    if missing:
+        return [f"missing key(s): {', '.join(missing)}"]
+    problems = []
+    choices = row["multi_choice"]
+    if not isinstance(choices, list) or not choices:
+        problems.append("empty choices: multi_choice must be a non-empty list")
+    elif not all(isinstance(choice, str) and choice.strip() for choice in choices):
+        problems.append("multi_choice holds an empty or non-string choice")
+    answer = row["answer"]
+    if isinstance(answer, bool) or not isinstance(answer, int):
+        problems.append(f"answer must be an integer index, got {answer!r}")
+    elif isinstance(choices, list) and not 0 <= answer < len(choices):
+        problems.append(f"answer index {answer} out of range for {len(choices)} choices")
+    if not isinstance(row["question_text"], str) or not row["question_text"].strip():
+        problems.append("question_text is empty")
+    if not isinstance(row["audio_path"], str) or not row["audio_path"]:
+        problems.append("audio_path is empty")
+    elif check_audio:
+        path = resolve_audio(row, base_dir)
+        if not path.is_file():
+            problems.append(f"audio missing: {path}")
+        else:
+            try:
+                load_audio(str(path))
+            except AudioError as error:
+                problems.append(str(error))
+    return problems
+
+
+def read_rows(path: Path, check_audio: bool = True) -> Iterator[tuple[int, dict | None, list[str]]]:
+    """(line number, row or None, problems) for each non-blank line."""
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as error:
+                yield number, None, [f"not JSON ({error.msg} at column {error.colno})"]
+                continue
+            yield number, row, row_problems(row, path.parent, check_audio)
+
+
+def check(path: Path, check_audio: bool = True) -> list[str]:
+    """All problems of a file as `FILE:LINE: reason` lines."""
+    if not path.is_file():
+        return [f"{path}: no such file"]
+    report = [f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, check_audio) for problem in problems]
+    return report
+
+
+def load_rows(path: str | Path, check_audio: bool = False) -> list[dict]:
+    """The rows of a valid file, with absolute audio paths; raises ValueError listing every problem otherwise."""
+    path = Path(path)
+    report = check(path, check_audio)
+    if report:
+        shown = "\n".join(report[:20]) + (f"\n... and {len(report) - 20} more" if len(report) > 20 else "")
+        raise ValueError(f"{path} is not a valid training file (run `python -m r1_aqa.data check {path}`):\n{shown}")
+    rows = [row for _, row, _ in read_rows(path, check_audio=False)]
+    if not rows:
+        raise ValueError(f"{path} holds no rows")
+    for row in rows:
+        row["audio_path"] = str(resolve_audio(row, path.parent).resolve())
+    return rows
+
+
+def to_grpo_row(row: dict, prompt_style: str, video_to_audio: bool) -> dict:
+    """The columns the trainer and the rewards read: `prompt`, `solution`, `choices`."""
+    question = row["question_text"]
+    if video_to_audio:
+        # AVQA asks about "the video"; the model only hears the audio (R1-AQA made the same replacement).
+        question = question.replace("video", "audio")
+    choices = list(row["multi_choice"])
+    return {
+        "prompt": messages(row["audio_path"], question, choices, prompt_style),
+        "solution": choices[row["answer"]],
+        "choices": choices,
+        "id": str(row["id"]),
+    }
+
+
+def find_audio(video_name: str, audio_dir: Path) -> Path | None:
+    """AVQA names clips `<youtube id>_<start, 6 digits>`; extracted wavs often drop the zero padding."""
+    stems = [video_name]
+    youtube_id, _, start = video_name.rpartition("_")
+    if youtube_id and start.isdigit():
+        stems.append(f"{youtube_id}_{int(start)}")
+    for stem in stems:
+        for extension in AUDIO_EXTENSIONS:
+            candidate = audio_dir / f"{stem}{extension}"
+            if candidate.is_file():
+                return candidate
+    return None
+
+
+def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
+    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as out:
+            for row in rows:
+                out.write(json.dumps(row, ensure_ascii=False) + "\n")
+        os.replace(temporary, path)
+    except BaseException:
+        os.unlink(temporary)
+        raise
+
+
+def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, check_audio: bool = True) -> tuple[int, int]:
+    """AVQA `train_qa.json` + a folder of clips -> training JSON lines and a rejects file. Returns (kept, rejected)."""
+    try:
+        items = json.loads(qa_file.read_text(encoding="utf-8"))
+    except (OSError, json.JSONDecodeError) as error:
+        raise ValueError(f"{qa_file}: cannot read AVQA annotations ({error})") from error
+    if not isinstance(items, list):
+        raise ValueError(f"{qa_file}: expected a JSON list of questions, got {type(items).__name__}")
+    kept, rejects = [], []
+    for index, item in enumerate(items):
+        if not isinstance(item, dict) or "video_name" not in item:
+            rejects.append({"index": index, "reason": "not an AVQA question (no video_name)", "item": item})
+            continue
+        audio = find_audio(str(item["video_name"]), audio_dir)
+        row = {key: item.get(key) for key in FIELDS}
+        row["dataset_name"] = item.get("dataset_name") or "AVQA"
+        row["audio_path"] = str(audio.resolve()) if audio else ""
+        if audio is None:
+            problems = [f"audio missing: no {item['video_name']}.* in {audio_dir}"]
+        else:
+            problems = row_problems(row, output.parent, check_audio)
+        if problems:
+            rejects.append({"index": index, "id": item.get("id"), "reason": "; ".join(problems), "item": item})
+        else:
+            kept.append(row)
+    write_jsonl_atomic(output, kept)
+    write_jsonl_atomic(rejects_path(output), rejects)
+    return len(kept), len(rejects)
+
+
+def rejects_path(output: Path) -> Path:
+    return output.with_name(output.stem + ".rejects.jsonl")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m r1_aqa.data", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    check_parser = commands.add_parser("check", help="validate training files")
+    check_parser.add_argument("files", nargs="+", type=Path)
+    check_parser.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
+    convert = commands.add_parser("convert-avqa", help="AVQA train_qa.json + clips -> training JSON lines")
+    convert.add_argument("--qa", type=Path, required=True, help="AVQA's train_qa.json")
+    convert.add_argument("--audio-dir", type=Path, required=True, help="folder of clips named by video_name")
+    convert.add_argument("--output", type=Path, required=True)
+    convert.add_argument("--no-audio-check", action="store_true", help="find the files but do not decode them")
+    args = parser.parse_args(argv)
+
+    if args.command == "check":
+        report = [line for path in args.files for line in check(path, not args.no_audio)]
+        for line in report:
+            print(line)
+        print(f"{len(report)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
+        return 1 if report else 0
+    try:
+        kept, rejected = convert_avqa(args.qa, args.audio_dir, args.output, not args.no_audio_check)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"{kept} rows written to {args.output}; {rejected} rejected, with reasons, in {rejects_path(args.output)}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,100 @@
+"""`AudioGRPOTrainer`: TRL's GRPOTrainer with the audio clip of each prompt fed to every forward pass.
+
+TRL 1.16 handles image tensors only. For audio it needs four narrow changes, each a hook below:
+the processor must receive the clips (`_tokenize_prompts`), the clips' features must travel with the batch
+(`_generate_and_score_completions`, `compute_loss`), and every log-prob pass (policy, old policy, reference) must
+receive them row by row (`_get_per_token_logps_and_entropies`). Everything else is upstream's.
+"""
+
+from contextlib import contextmanager
+
+import torch
+from trl import GRPOTrainer
+
+from r1_aqa.audio import SAMPLING_RATE, load_audio
+from r1_aqa.prompts import audio_paths, drop_null_keys
+
+AUDIO_KEYS = ("input_features", "feature_attention_mask")
+# The upstream methods this subclass overrides; tests/test_trainer.py fails loudly if one disappears.
+OVERRIDDEN_HOOKS = (
+    "_tokenize_prompts",
+    "_generate_and_score_completions",
+    "compute_loss",
+    "_get_per_token_logps_and_entropies",
+)
+
+
+class AudioGRPOTrainer(GRPOTrainer):
+    """GRPO on prompts of the form [user: (audio clip, question text)], as built by `r1_aqa.prompts.messages`."""
+
+    def __init__(self, model, *args, **kwargs):
+        # Upstream reads `config.image_token_id` to keep an image token from being sampled; Qwen2-Audio's config has
+        # none. Giving it the audio token both satisfies upstream and keeps a sampled <|AUDIO|> from breaking scoring.
+        model.config.image_token_id = model.config.audio_token_id
+        try:
+            super().__init__(model, *args, **kwargs)
+        finally:
+            del model.config.image_token_id  # keep it out of the checkpoints' config.json
+        self._batch_audio: dict[str, torch.Tensor] | None = None
+
+    def _tokenize_prompts(self, prompts: list):
+        # Upstream collects images only: render the text, load each clip, and let the processor expand <|AUDIO|>.
+        prompts = [drop_null_keys(prompt) for prompt in prompts]
+        texts = self.processing_class.apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
+        paths = [path for prompt in prompts for path in audio_paths(prompt)]
+        loaded = {path: load_audio(path) for path in dict.fromkeys(paths)}  # each prompt comes G times in a row
+        encoded = self.processing_class(
+            text=texts, audio=[loaded[path] for path in paths], sampling_rate=SAMPLING_RATE,
+            padding=True, return_tensors="pt",
+        )
+        prompt_ids = [ids[mask.bool()].tolist() for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+        self._batch_audio = {key: encoded[key] for key in AUDIO_KEYS}
+        return prompt_ids, None, dict(self._batch_audio)  # tensors in the third slot go to `generate`
+
+    def _generate_and_score_completions(self, inputs):
+        # Upstream neither passes audio to the old-policy and reference passes nor keeps it in the batch it returns.
+        output = super()._generate_and_score_completions(inputs)
+        device = self.accelerator.device
+        output.update({key: value.to(device) for key, value in self._batch_audio.items()})
+        self._batch_audio = None
+        return output
+
+    def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
+        # Upstream's loss pass forwards image keys only; the batch's clips are read from `inputs` here.
+        self._batch_audio = {key: inputs[key] for key in AUDIO_KEYS}
+        try:
+            return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
+        finally:
+            self._batch_audio = None
+
+    def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
+        # Upstream's signature has image arguments only; each forward it makes gets the clips of its own rows.
+        if self._batch_audio is None:
+            raise RuntimeError("a log-prob pass ran without the batch's audio; upstream's call order has changed")
+        with _feed_rows(model, self._batch_audio, input_ids.size(0)):
+            return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+
+
+@contextmanager
+def _feed_rows(model: torch.nn.Module, audio: dict[str, torch.Tensor], num_rows: int):
+    """Add each forward's slice of `audio` to its kwargs, in order, as upstream walks the rows in chunks."""
+    for key, value in audio.items():
+        if value.size(0) != num_rows:
+            raise ValueError(f"{key} has {value.size(0)} rows for {num_rows} sequences: audio and text misaligned")
+    cursor = 0
+
+    def add_audio(module, args, kwargs):
+        nonlocal cursor
+        rows = kwargs["input_ids"].size(0)
+        for key, value in audio.items():
+            kwargs[key] = value[cursor : cursor + rows]
+        cursor += rows
+        return args, kwargs
+
+    handle = model.register_forward_pre_hook(add_audio, with_kwargs=True)
+    try:
+        yield
+    finally:
+        handle.remove()
+    if cursor != num_rows:
+        raise RuntimeError(f"log-prob passes covered {cursor} of {num_rows} rows; audio would misalign")
