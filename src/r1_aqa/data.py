@@ -48,7 +48,7 @@ def row_problems(row, base_dir: Path, check_audio: bool = True) -> list[str]:
     answer = row["answer"]
     if isinstance(answer, bool) or not isinstance(answer, int):
         problems.append(f"answer must be an integer index, got {answer!r}")
-    elif isinstance(choices, list) and not 0 <= answer < len(choices):
+    elif isinstance(choices, list) and choices and not 0 <= answer < len(choices):
         problems.append(f"answer index {answer} out of range for {len(choices)} choices")
     if not isinstance(row["question_text"], str) or not row["question_text"].strip():
         problems.append("question_text is empty")
