@@ -4,21 +4,22 @@
 #   NNODES=2 NODE_RANK=0 MASTER_ADDR=10.0.0.1 bash run_grpo.sh     # then NODE_RANK=1 on the second node
 #   RESUME=1 bash run_grpo.sh                         # continue from the last checkpoint-N in OUT_DIR
 #   bash run_grpo.sh --max_steps 500 --beta 0.0       # any recipe key, overridden after the recipe
-# Hardware: the paper used 8 x 80 GB GPUs (ZeRO-3, CPU offload). Every knob below has a default; the original's
-# names (MODEL_NP, DATA_FILE, OUT_DIR, GPU_NUM, NODE_NUM) are accepted as aliases.
+# Hardware: the paper used 8 x 80 GB GPUs (ZeRO-3, CPU offload). Every knob below has a default; relative paths
+# are read from the current folder; the original's names (MODEL_NP, DATA_FILE, OUT_DIR, GPU_NUM, NODE_NUM) are
+# accepted as aliases.
 set -euo pipefail
-cd "$(dirname "$0")"
+HERE=$(cd "$(dirname "$0")" && pwd)
 
-CONFIG=${CONFIG:-configs/r1_aqa_qwen2_audio_7b.yaml}
-ACCELERATE_CONFIG=${ACCELERATE_CONFIG:-configs/accelerate/zero3_offload.yaml}
+CONFIG=${CONFIG:-$HERE/configs/r1_aqa_qwen2_audio_7b.yaml}
+ACCELERATE_CONFIG=${ACCELERATE_CONFIG:-$HERE/configs/accelerate/zero3_offload.yaml}
 MODEL_NAME_OR_PATH=${MODEL_NAME_OR_PATH:-${MODEL_NP:-}}
 DATA_FILE=${DATA_FILE:-}
 OUTPUT_DIR=${OUTPUT_DIR:-${OUT_DIR:-}}
-if [[ -z ${NUM_GPUS:-${GPU_NUM:-}} ]]; then
+NUM_GPUS=${NUM_GPUS:-${GPU_NUM:-}}  # processes per node; counted with nvidia-smi when unset
+if [[ -z $NUM_GPUS ]]; then
   NUM_GPUS=$( (nvidia-smi --list-gpus 2>/dev/null || true) | wc -l)
   ((NUM_GPUS > 0)) || NUM_GPUS=1
 fi
-
 NNODES=${NNODES:-${NODE_NUM:-1}}
 NODE_RANK=${NODE_RANK:-0}
 MASTER_ADDR=${MASTER_ADDR:-127.0.0.1}

@@ -12,8 +12,15 @@ from r1_aqa import tiny
 SAMPLING_RATE = 16_000
 
 
-def write_clip(path: Path, seconds: float, kind: str = "tone", frequency: float = 440.0, rate: int = SAMPLING_RATE,
-               channels: int = 1, seed: int = 0) -> Path:
+def write_clip(
+    path: Path,
+    seconds: float,
+    kind: str = "tone",
+    frequency: float = 440.0,
+    rate: int = SAMPLING_RATE,
+    channels: int = 1,
+    seed: int = 0,
+) -> Path:
     """A real audio file: a sine tone or white noise."""
     n = int(seconds * rate)
     t = np.arange(n) / rate
@@ -29,10 +36,16 @@ def write_clip(path: Path, seconds: float, kind: str = "tone", frequency: float 
 
 def training_row(index: int, audio_path: str, answer: int = 0) -> dict:
     return {
-        "id": index, "video_name": f"clip{index}_000000", "video_id": index,
-        "question_text": "What sound is in the video?", "multi_choice": ["tone", "noise", "silence", "chirp"],
-        "answer": answer, "question_relation": "View", "question_type": "Which",
-        "dataset_name": "AVQA", "audio_path": audio_path,
+        "id": index,
+        "video_name": f"clip{index}_000000",
+        "video_id": index,
+        "question_text": "What sound is in the video?",
+        "multi_choice": ["tone", "noise", "silence", "chirp"],
+        "answer": answer,
+        "question_relation": "View",
+        "question_type": "Which",
+        "dataset_name": "AVQA",
+        "audio_path": audio_path,
     }
 
 

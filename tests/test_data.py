@@ -35,8 +35,14 @@ def test_every_bad_line_is_reported_with_its_reason(tmp_path, capsys):
     assert data.main(["check", str(path)]) == 1
     out = capsys.readouterr().out.splitlines()
     expected = {
-        2: "not JSON", 3: "missing key(s): multi_choice", 4: "answer index 4 out of range", 5: "empty choices",
-        6: "audio missing", 7: "audio does not decode", 8: "no samples", 9: "expected a JSON object",
+        2: "not JSON",
+        3: "missing key(s): multi_choice",
+        4: "answer index 4 out of range",
+        5: "empty choices",
+        6: "audio missing",
+        7: "audio does not decode",
+        8: "no samples",
+        9: "expected a JSON object",
         10: "answer index -1 out of range",
     }
     assert len(out) == len(expected), out
@@ -67,9 +73,14 @@ def test_grpo_row_rewords_video_and_keeps_the_correct_choice(train_file):
 
 def avqa_item(index: int, video_name: str, answer: int = 1) -> dict:
     return {
-        "id": index, "video_name": video_name, "video_id": 100 + index, "question_text": "What is in the video?",
-        "multi_choice": ["dog", "cat", "car", "bell"], "answer": answer,
-        "question_relation": "View", "question_type": "Which",
+        "id": index,
+        "video_name": video_name,
+        "video_id": 100 + index,
+        "question_text": "What is in the video?",
+        "multi_choice": ["dog", "cat", "car", "bell"],
+        "answer": answer,
+        "question_relation": "View",
+        "question_type": "Which",
     }
 
 
@@ -96,7 +107,9 @@ def test_convert_avqa_finds_both_name_forms_and_rejects_with_reasons(tmp_path, c
     assert [row["id"] for row in kept] == [0, 1]
     assert all(row["dataset_name"] == "AVQA" and set(row) == set(data.FIELDS) for row in kept)
     assert {r["id"]: r["reason"].split(":")[0] for r in rejects} == {
-        2: "audio missing", 3: str(clips / "brokenclip0_000010.wav"), 4: "answer index 7 out of range for 4 choices",
+        2: "audio missing",
+        3: str(clips / "brokenclip0_000010.wav"),
+        4: "answer index 7 out of range for 4 choices",
     }
     assert data.main(["check", str(output)]) == 0  # what the converter keeps, the checker accepts
 

@@ -13,10 +13,19 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def launch(env_overrides: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
-    env = {**os.environ, "PYTHON": sys.executable, "CONFIG": "configs/tiny_grpo.yaml", "MIXED_PRECISION": "no",
-           "NUM_GPUS": "2", "MASTER_PORT": "29517", "WANDB_MODE": "offline", **env_overrides}
-    result = subprocess.run(["bash", str(ROOT / "run_grpo.sh"), *args], env=env, cwd=ROOT, capture_output=True,
-                            text=True, timeout=timeout)
+    env = {
+        **os.environ,
+        "PYTHON": sys.executable,
+        "CONFIG": "configs/tiny_grpo.yaml",
+        "MIXED_PRECISION": "no",
+        "NUM_GPUS": "2",
+        "MASTER_PORT": "29517",
+        "WANDB_MODE": "offline",
+        **env_overrides,
+    }
+    result = subprocess.run(
+        ["bash", str(ROOT / "run_grpo.sh"), *args], env=env, cwd=ROOT, capture_output=True, text=True, timeout=timeout
+    )
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
     return result
 
@@ -30,8 +39,12 @@ def global_step(checkpoint: Path) -> int:
 def test_two_processes_train_checkpoint_and_resume(tiny_model_dir, train_file, tmp_path, stage):
     out = tmp_path / "run"
     # The original's variable names, as a user of R1-AQA would type them.
-    env = {"MODEL_NP": tiny_model_dir, "DATA_FILE": str(train_file), "OUT_DIR": str(out),
-           "ACCELERATE_CONFIG": f"configs/accelerate/{stage}.yaml"}
+    env = {
+        "MODEL_NP": tiny_model_dir,
+        "DATA_FILE": str(train_file),
+        "OUT_DIR": str(out),
+        "ACCELERATE_CONFIG": f"configs/accelerate/{stage}.yaml",
+    }
     launch(env, "--save_steps", "2")
     checkpoint = out / "checkpoint-2"
     assert global_step(checkpoint) == 2
@@ -50,8 +63,14 @@ def test_two_processes_train_checkpoint_and_resume(tiny_model_dir, train_file, t
 
 @pytest.mark.slow
 def test_wandb_offline_run_holds_the_rewards(tiny_model_dir, train_file, tmp_path):
-    env = {"MODEL_NP": tiny_model_dir, "DATA_FILE": str(train_file), "OUT_DIR": str(tmp_path / "run"),
-           "WANDB_DIR": str(tmp_path), "NUM_GPUS": "1", "ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml"}
+    env = {
+        "MODEL_NP": tiny_model_dir,
+        "DATA_FILE": str(train_file),
+        "OUT_DIR": str(tmp_path / "run"),
+        "WANDB_DIR": str(tmp_path),
+        "NUM_GPUS": "1",
+        "ACCELERATE_CONFIG": "configs/accelerate/zero2.yaml",
+    }
     launch(env, "--report_to", "wandb", "--run_name", "offline-test")
     logs = list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
     assert len(logs) == 1, logs
@@ -86,6 +105,7 @@ def wandb_history(path: Path) -> list[dict]:
             record = wandb_internal_pb2.Record()
             record.ParseFromString(pending)
             if record.WhichOneof("record_type") == "history":
-                rows.append({item.key or "/".join(item.nested_key): json.loads(item.value_json)
-                             for item in record.history.item})
+                rows.append(
+                    {item.key or "/".join(item.nested_key): json.loads(item.value_json) for item in record.history.item}
+                )
     return rows

@@ -69,7 +69,9 @@ def test_rewards_accept_conversational_completions():
 
 def test_registry_builds_each_reward_and_rejects_unknown_names():
     assert [f.__name__ for f in get_rewards(list(REWARDS), "answer")] == [
-        "accuracy_reward", "mmau_match_reward", "format_reward",
+        "accuracy_reward",
+        "mmau_match_reward",
+        "format_reward",
     ]
     with pytest.raises(ValueError, match="unknown reward"):
         get_rewards(["letters"], "answer")

@@ -24,10 +24,22 @@ def length_reward(completions, **kwargs):
 
 def make_trainer(model_dir, rows, output_dir, peft_config=None, **overrides):
     settings = dict(
-        output_dir=str(output_dir), use_cpu=True, bf16=False, gradient_checkpointing=False,
-        per_device_train_batch_size=8, num_generations=4, max_completion_length=8, temperature=1.0,
-        learning_rate=1e-3, max_steps=1, beta=0.0, loss_type="grpo", report_to="none", save_strategy="no",
-        logging_steps=1, seed=0,
+        output_dir=str(output_dir),
+        use_cpu=True,
+        bf16=False,
+        gradient_checkpointing=False,
+        per_device_train_batch_size=8,
+        num_generations=4,
+        max_completion_length=8,
+        temperature=1.0,
+        learning_rate=1e-3,
+        max_steps=1,
+        beta=0.0,
+        loss_type="grpo",
+        report_to="none",
+        save_strategy="no",
+        logging_steps=1,
+        seed=0,
     )
     settings.update(overrides)
     model = Qwen2AudioForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
@@ -57,7 +69,10 @@ def two_clip_rows(tmp_path, seconds=(1.0, 2.0), kinds=("tone", "noise")):
 def reference_features(processor, path):
     """The feature extractor's own, right-padded features for one clip: what the model was trained on."""
     features = processor.feature_extractor(
-        load_audio(path), sampling_rate=SAMPLING_RATE, padding="max_length", return_attention_mask=True,
+        load_audio(path),
+        sampling_rate=SAMPLING_RATE,
+        padding="max_length",
+        return_attention_mask=True,
         return_tensors="pt",
     )
     return features["input_features"][0], features["attention_mask"][0]
@@ -66,8 +81,9 @@ def reference_features(processor, path):
 def plain_logps(model, ids, mask, features, feature_mask, completion_length):
     """Per-token log-probs of the completion from one ordinary forward pass."""
     with torch.no_grad():
-        logits = model(input_ids=ids, attention_mask=mask, input_features=features,
-                       feature_attention_mask=feature_mask).logits
+        logits = model(
+            input_ids=ids, attention_mask=mask, input_features=features, feature_attention_mask=feature_mask
+        ).logits
     logps = logits[:, -completion_length - 1 : -1].float().log_softmax(-1)
     return logps.gather(-1, ids[:, -completion_length:, None]).squeeze(-1)
 
@@ -87,7 +103,11 @@ def trainer_logps(trainer, output, ids, mask):
     try:
         with torch.no_grad():
             logps, _, _ = trainer._get_per_token_logps_and_entropies(
-                trainer.model, ids, mask, output["completion_ids"].size(1), batch_size=3  # 3: uneven chunks
+                trainer.model,
+                ids,
+                mask,
+                output["completion_ids"].size(1),
+                batch_size=3,  # 3: uneven chunks
             )
     finally:
         trainer._batch_audio = None
@@ -119,8 +139,10 @@ def test_features_fed_for_a_clip_are_the_extractors_right_padded_ones(tiny_model
     left_padding = copy.deepcopy(trainer.processing_class.feature_extractor)
     left_padding.padding_side = "left"
     left = left_padding(
-        load_audio(rows[0]["prompt"][0]["content"][0]["audio_url"]), sampling_rate=SAMPLING_RATE,
-        padding="max_length", return_tensors="pt",
+        load_audio(rows[0]["prompt"][0]["content"][0]["audio_url"]),
+        sampling_rate=SAMPLING_RATE,
+        padding="max_length",
+        return_tensors="pt",
     )["input_features"][0]
     assert not torch.equal(left, fields["input_features"][0])
 
@@ -131,13 +153,20 @@ def test_logps_equal_a_plain_forward_and_depend_on_the_clip(tiny_model_dir, tmp_
     _, output, ids, mask = rollout(trainer, rows[:1])
     completion_mask = output["completion_mask"].bool()
     logps = trainer_logps(trainer, output, ids, mask)
-    plain = plain_logps(trainer.model, ids, mask, output["input_features"], output["feature_attention_mask"],
-                        completion_mask.size(1))
+    plain = plain_logps(
+        trainer.model, ids, mask, output["input_features"], output["feature_attention_mask"], completion_mask.size(1)
+    )
     assert torch.allclose(logps[completion_mask], plain[completion_mask], atol=1e-5)
 
     other, other_mask = reference_features(trainer.processing_class, rows[1]["prompt"][0]["content"][0]["audio_url"])
-    swapped = plain_logps(trainer.model, ids, mask, other.expand_as(output["input_features"]),
-                          other_mask.expand_as(output["feature_attention_mask"]), completion_mask.size(1))
+    swapped = plain_logps(
+        trainer.model,
+        ids,
+        mask,
+        other.expand_as(output["input_features"]),
+        other_mask.expand_as(output["feature_attention_mask"]),
+        completion_mask.size(1),
+    )
     assert (logps[completion_mask] - swapped[completion_mask]).abs().max() > 1e-4
 
 
@@ -149,12 +178,19 @@ def test_each_completion_is_scored_with_its_own_prompts_clip(tiny_model_dir, tmp
     completion_mask = output["completion_mask"].bool()
     audio_token = trainer.model.config.audio_token_id
     for row in range(len(inputs)):
-        features, frame_mask = reference_features(trainer.processing_class,
-                                                  inputs[row]["prompt"][0]["content"][0]["audio_url"])
+        features, frame_mask = reference_features(
+            trainer.processing_class, inputs[row]["prompt"][0]["content"][0]["audio_url"]
+        )
         assert torch.equal(output["input_features"][row], features), f"row {row} carries another prompt's clip"
         # One completion alone, with the clip fetched independently of the trainer.
-        alone = plain_logps(trainer.model, ids[row : row + 1], mask[row : row + 1], features[None], frame_mask[None],
-                            completion_mask.size(1))[0]
+        alone = plain_logps(
+            trainer.model,
+            ids[row : row + 1],
+            mask[row : row + 1],
+            features[None],
+            frame_mask[None],
+            completion_mask.size(1),
+        )[0]
         assert torch.allclose(logps[row][completion_mask[row]], alone[completion_mask[row]], atol=1e-5), row
         assert (output["prompt_ids"][row] == audio_token).sum() == 25 * (1 + row // 4)  # 25 tokens per second
 
@@ -173,8 +209,11 @@ def test_one_step_changes_every_trainable_parameter(tiny_model_dir, train_file, 
     trainer = make_trainer(tiny_model_dir, grpo_rows(train_file), tmp_path / "out", beta=0.04)
     before = {name: p.detach().clone() for name, p in trainer.model.named_parameters() if p.requires_grad}
     trainer.train()
-    unchanged = [name for name, p in trainer.model.named_parameters()
-                 if p.requires_grad and torch.equal(before[name], p.detach())]
+    unchanged = [
+        name
+        for name, p in trainer.model.named_parameters()
+        if p.requires_grad and torch.equal(before[name], p.detach())
+    ]
     assert unchanged == []
     groups = {name.split(".")[1] for name in before}
     assert {"audio_tower", "multi_modal_projector", "language_model"} <= groups, groups
@@ -193,10 +232,12 @@ def test_one_step_changes_every_trainable_parameter(tiny_model_dir, train_file, 
 )
 def test_training_runs_with_audio_in_every_configuration(tiny_model_dir, train_file, tmp_path, overrides):
     overrides = dict(overrides)
-    peft_config = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]) if overrides.pop(
-        "use_peft", False) else None
-    trainer = make_trainer(tiny_model_dir, grpo_rows(train_file), tmp_path / "out", peft_config, max_steps=2,
-                           **overrides)
+    peft_config = (
+        LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]) if overrides.pop("use_peft", False) else None
+    )
+    trainer = make_trainer(
+        tiny_model_dir, grpo_rows(train_file), tmp_path / "out", peft_config, max_steps=2, **overrides
+    )
     trainer_passes = []
     original = AudioGRPOTrainer._get_per_token_logps_and_entropies
 

@@ -21,8 +21,16 @@ from r1_aqa.audio import AudioError, load_audio
 from r1_aqa.prompts import messages
 
 FIELDS = (
-    "id", "video_name", "video_id", "question_text", "multi_choice", "answer",
-    "question_relation", "question_type", "dataset_name", "audio_path",
+    "id",
+    "video_name",
+    "video_id",
+    "question_text",
+    "multi_choice",
+    "answer",
+    "question_relation",
+    "question_type",
+    "dataset_name",
+    "audio_path",
 )
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
 
@@ -84,7 +92,9 @@ def check(path: Path, check_audio: bool = True) -> list[str]:
     """All problems of a file as `FILE:LINE: reason` lines."""
     if not path.is_file():
         return [f"{path}: no such file"]
-    report = [f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, check_audio) for problem in problems]
+    report = [
+        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, check_audio) for problem in problems
+    ]
     return report
 
 

@@ -30,7 +30,9 @@ _WORDS = "sound music speech man woman dog car bell bird piano guitar rain engin
 def _corpus() -> list[str]:
     rng = random.Random(0)
     words = _WORDS.split()
-    lines = [f"system\nYou are a helpful assistant.\nuser\nassistant\nAudio 1: {text}" for text in INSTRUCTIONS.values()]
+    lines = [
+        f"system\nYou are a helpful assistant.\nuser\nassistant\nAudio 1: {text}" for text in INSTRUCTIONS.values()
+    ]
     for _ in range(200):
         choices = rng.sample(words, 4)
         lines.append(f"What is in the audio? Please choose the answer from the following options: {choices}.")
@@ -53,8 +55,11 @@ def build_tokenizer(vocab_size: int = 400) -> PreTrainedTokenizerFast:
         tokenizer_object=backend,
         eos_token="<|im_end|>",
         pad_token="<|endoftext|>",
-        extra_special_tokens={"audio_token": "<|AUDIO|>", "audio_bos_token": "<|audio_bos|>",
-                              "audio_eos_token": "<|audio_eos|>"},
+        extra_special_tokens={
+            "audio_token": "<|AUDIO|>",
+            "audio_bos_token": "<|audio_bos|>",
+            "audio_eos_token": "<|audio_eos|>",
+        },
     )
 
 
@@ -70,13 +75,23 @@ def build_model(processor: Qwen2AudioProcessor, hidden_size: int = 64, seed: int
     chunk_frames = processor.feature_extractor.nb_max_frames  # mel frames in one padded clip
     config = Qwen2AudioConfig(
         audio_config={
-            "d_model": hidden_size, "encoder_layers": 2, "encoder_attention_heads": 2,
-            "encoder_ffn_dim": 2 * hidden_size, "num_mel_bins": 128, "max_source_positions": chunk_frames // 2,
+            "d_model": hidden_size,
+            "encoder_layers": 2,
+            "encoder_attention_heads": 2,
+            "encoder_ffn_dim": 2 * hidden_size,
+            "num_mel_bins": 128,
+            "max_source_positions": chunk_frames // 2,
         },
         text_config={
-            "model_type": "qwen2", "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "vocab_size": len(tokenizer), "max_position_embeddings": 4096, "tie_word_embeddings": False,
+            "model_type": "qwen2",
+            "hidden_size": hidden_size,
+            "intermediate_size": 2 * hidden_size,
+            "num_hidden_layers": 2,
+            "num_attention_heads": 4,
+            "num_key_value_heads": 2,
+            "vocab_size": len(tokenizer),
+            "max_position_embeddings": 4096,
+            "tie_word_embeddings": False,
         },
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )

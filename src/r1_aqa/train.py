@@ -33,10 +33,13 @@ RESOLVED_CONFIG = "resolved_config.yaml"
 class DataArguments:
     data_file: str = field(metadata={"help": "training JSON lines (see `python -m r1_aqa.data check`)"})
     prompt_style: str = field(default="answer", metadata={"help": f"one of {sorted(INSTRUCTIONS)}"})
-    reward_funcs: list[str] = field(default_factory=lambda: ["accuracy", "format"],
-                                    metadata={"help": f"names from {sorted(REWARDS)}; weights: reward_weights"})
-    question_video_to_audio: bool = field(default=True,
-                                          metadata={"help": "replace 'video' by 'audio' in questions (AVQA)"})
+    reward_funcs: list[str] = field(
+        default_factory=lambda: ["accuracy", "format"],
+        metadata={"help": f"names from {sorted(REWARDS)}; weights: reward_weights"},
+    )
+    question_video_to_audio: bool = field(
+        default=True, metadata={"help": "replace 'video' by 'audio' in questions (AVQA)"}
+    )
     max_train_samples: int | None = field(default=None, metadata={"help": "use only the first N rows"})
     resume: bool = field(default=False, metadata={"help": "continue from the last checkpoint-N in output_dir"})
 
@@ -64,10 +67,14 @@ class SaveResolvedConfig(TrainerCallback):
 def load_model(model_args: ModelConfig):
     model_type = AutoConfig.from_pretrained(model_args.model_name_or_path).model_type
     if model_type not in MODEL_CLASSES:
-        raise ValueError(f"{model_args.model_name_or_path}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}")
+        raise ValueError(
+            f"{model_args.model_name_or_path}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}"
+        )
     dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
     return MODEL_CLASSES[model_type].from_pretrained(
-        model_args.model_name_or_path, revision=model_args.model_revision, dtype=dtype,
+        model_args.model_name_or_path,
+        revision=model_args.model_revision,
+        dtype=dtype,
         attn_implementation=model_args.attn_implementation,
     )
 
@@ -76,7 +83,9 @@ def build_dataset(data_args: DataArguments) -> Dataset:
     rows = load_rows(data_args.data_file)
     if data_args.max_train_samples is not None:
         rows = rows[: data_args.max_train_samples]
-    return Dataset.from_list([to_grpo_row(row, data_args.prompt_style, data_args.question_video_to_audio) for row in rows])
+    return Dataset.from_list(
+        [to_grpo_row(row, data_args.prompt_style, data_args.question_video_to_audio) for row in rows]
+    )
 
 
 def resolved(data_args, training_args, model_args) -> dict:

@@ -44,10 +44,14 @@ class AudioGRPOTrainer(GRPOTrainer):
         paths = [path for prompt in prompts for path in audio_paths(prompt)]
         loaded = {path: load_audio(path) for path in dict.fromkeys(paths)}  # each prompt comes G times in a row
         encoded = self.processing_class(
-            text=texts, audio=[loaded[path] for path in paths], sampling_rate=SAMPLING_RATE,
-            padding=True, return_tensors="pt",
+            text=texts,
+            audio=[loaded[path] for path in paths],
+            sampling_rate=SAMPLING_RATE,
+            padding=True,
+            return_tensors="pt",
         )
-        prompt_ids = [ids[mask.bool()].tolist() for ids, mask in zip(encoded["input_ids"], encoded["attention_mask"])]
+        rows = zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
+        prompt_ids = [ids[mask.bool()].tolist() for ids, mask in rows]
         self._batch_audio = {key: encoded[key] for key in AUDIO_KEYS}
         return prompt_ids, None, dict(self._batch_audio)  # tensors in the third slot go to `generate`
 
