@@ -1,4 +1,7 @@
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -119,3 +122,27 @@ def test_convert_avqa_reports_unreadable_annotations(tmp_path, capsys):
     qa.write_text("{broken")
     assert data.main(["convert-avqa", "--qa", str(qa), "--audio-dir", str(tmp_path), "--output", "x.jsonl"]) == 2
     assert "train_qa.json: cannot read AVQA annotations" in capsys.readouterr().err
+
+
+def test_training_refuses_a_bad_file_naming_line_and_reason(tiny_model_dir, tmp_path):
+    write_clip(tmp_path / "good.wav", 0.5)
+    path = write_jsonl(tmp_path / "train.jsonl", [training_row(1, "good.wav"), training_row(2, "gone.wav")])
+    config = Path(__file__).resolve().parents[1] / "configs" / "tiny_grpo.yaml"
+    command = [
+        sys.executable,
+        "-m",
+        "r1_aqa.train",
+        "--config",
+        str(config),
+        "--model_name_or_path",
+        tiny_model_dir,
+        "--data_file",
+        str(path),
+        "--output_dir",
+        str(tmp_path / "out"),
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 2
+    assert f"{path}:2: audio missing: {tmp_path / 'gone.wav'}" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "out").exists() or not any((tmp_path / "out").glob("checkpoint-*"))

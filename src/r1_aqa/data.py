@@ -40,8 +40,13 @@ def resolve_audio(row: dict, base_dir: Path) -> Path:
     return path if path.is_absolute() else base_dir / path
 
 
-def row_problems(row, base_dir: Path, check_audio: bool = True) -> list[str]:
-    """Everything wrong with one parsed row, as short reasons; [] for a usable row."""
+class DataError(ValueError):
+    """A data file that cannot be used; the message names the file and line of every problem."""
+
+
+def row_problems(row, base_dir: Path, decode_audio: bool = True) -> list[str]:
+    """Everything wrong with one parsed row, as short reasons; [] for a usable row. The audio file must exist;
+    with `decode_audio` it must also decode to at least one sample (about 3 ms a clip)."""
     if not isinstance(row, dict):
         return [f"expected a JSON object, got {type(row).__name__}"]
     missing = [key for key in FIELDS if key not in row]
@@ -62,11 +67,11 @@ def row_problems(row, base_dir: Path, check_audio: bool = True) -> list[str]:
         problems.append("question_text is empty")
     if not isinstance(row["audio_path"], str) or not row["audio_path"]:
         problems.append("audio_path is empty")
-    elif check_audio:
+    else:
         path = resolve_audio(row, base_dir)
         if not path.is_file():
             problems.append(f"audio missing: {path}")
-        else:
+        elif decode_audio:
             try:
                 load_audio(str(path))
             except AudioError as error:
@@ -74,7 +79,7 @@ def row_problems(row, base_dir: Path, check_audio: bool = True) -> list[str]:
     return problems
 
 
-def read_rows(path: Path, check_audio: bool = True) -> Iterator[tuple[int, dict | None, list[str]]]:
+def read_rows(path: Path, decode_audio: bool = True) -> Iterator[tuple[int, dict | None, list[str]]]:
     """(line number, row or None, problems) for each non-blank line."""
     with open(path, encoding="utf-8") as lines:
         for number, line in enumerate(lines, start=1):
@@ -85,29 +90,29 @@ def read_rows(path: Path, check_audio: bool = True) -> Iterator[tuple[int, dict 
             except json.JSONDecodeError as error:
                 yield number, None, [f"not JSON ({error.msg} at column {error.colno})"]
                 continue
-            yield number, row, row_problems(row, path.parent, check_audio)
+            yield number, row, row_problems(row, path.parent, decode_audio)
 
 
-def check(path: Path, check_audio: bool = True) -> list[str]:
+def check(path: Path, decode_audio: bool = True) -> list[str]:
     """All problems of a file as `FILE:LINE: reason` lines."""
     if not path.is_file():
         return [f"{path}: no such file"]
     report = [
-        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, check_audio) for problem in problems
+        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, decode_audio) for problem in problems
     ]
     return report
 
 
-def load_rows(path: str | Path, check_audio: bool = False) -> list[dict]:
+def load_rows(path: str | Path, decode_audio: bool = False) -> list[dict]:
     """The rows of a valid file, with absolute audio paths; raises ValueError listing every problem otherwise."""
     path = Path(path)
-    report = check(path, check_audio)
+    report = check(path, decode_audio)
     if report:
         shown = "\n".join(report[:20]) + (f"\n... and {len(report) - 20} more" if len(report) > 20 else "")
-        raise ValueError(f"{path} is not a valid training file (run `python -m r1_aqa.data check {path}`):\n{shown}")
-    rows = [row for _, row, _ in read_rows(path, check_audio=False)]
+        raise DataError(f"{path} is not a valid training file (run `python -m r1_aqa.data check {path}`):\n{shown}")
+    rows = [row for _, row, _ in read_rows(path, decode_audio=False)]
     if not rows:
-        raise ValueError(f"{path} holds no rows")
+        raise DataError(f"{path} holds no rows")
     for row in rows:
         row["audio_path"] = str(resolve_audio(row, path.parent).resolve())
     return rows
@@ -156,14 +161,14 @@ def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
         raise
 
 
-def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, check_audio: bool = True) -> tuple[int, int]:
+def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: bool = True) -> tuple[int, int]:
     """AVQA `train_qa.json` + a folder of clips -> training JSON lines and a rejects file. Returns (kept, rejected)."""
     try:
         items = json.loads(qa_file.read_text(encoding="utf-8"))
     except (OSError, json.JSONDecodeError) as error:
-        raise ValueError(f"{qa_file}: cannot read AVQA annotations ({error})") from error
+        raise DataError(f"{qa_file}: cannot read AVQA annotations ({error})") from error
     if not isinstance(items, list):
-        raise ValueError(f"{qa_file}: expected a JSON list of questions, got {type(items).__name__}")
+        raise DataError(f"{qa_file}: expected a JSON list of questions, got {type(items).__name__}")
     kept, rejects = [], []
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "video_name" not in item:
@@ -176,7 +181,7 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, check_audio: bool
         if audio is None:
             problems = [f"audio missing: no {item['video_name']}.* in {audio_dir}"]
         else:
-            problems = row_problems(row, output.parent, check_audio)
+            problems = row_problems(row, output.parent, decode_audio)
         if problems:
             rejects.append({"index": index, "id": item.get("id"), "reason": "; ".join(problems), "item": item})
         else:
@@ -195,23 +200,23 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="validate training files")
     check_parser.add_argument("files", nargs="+", type=Path)
-    check_parser.add_argument("--no-audio", action="store_true", help="skip decoding the audio files")
+    check_parser.add_argument("--no-decode", action="store_true", help="check that audio files exist, not decode them")
     convert = commands.add_parser("convert-avqa", help="AVQA train_qa.json + clips -> training JSON lines")
     convert.add_argument("--qa", type=Path, required=True, help="AVQA's train_qa.json")
     convert.add_argument("--audio-dir", type=Path, required=True, help="folder of clips named by video_name")
     convert.add_argument("--output", type=Path, required=True)
-    convert.add_argument("--no-audio-check", action="store_true", help="find the files but do not decode them")
+    convert.add_argument("--no-decode", action="store_true", help="find the files but do not decode them")
     args = parser.parse_args(argv)
 
     if args.command == "check":
-        report = [line for path in args.files for line in check(path, not args.no_audio)]
+        report = [line for path in args.files for line in check(path, not args.no_decode)]
         for line in report:
             print(line)
         print(f"{len(report)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
         return 1 if report else 0
     try:
-        kept, rejected = convert_avqa(args.qa, args.audio_dir, args.output, not args.no_audio_check)
-    except ValueError as error:
+        kept, rejected = convert_avqa(args.qa, args.audio_dir, args.output, not args.no_decode)
+    except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
     print(f"{kept} rows written to {args.output}; {rejected} rejected, with reasons, in {rejects_path(args.output)}")

@@ -8,6 +8,7 @@
 
 import logging
 import os
+import sys
 from dataclasses import asdict, dataclass, field
 
 import torch
@@ -17,7 +18,7 @@ from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGene
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
-from r1_aqa.data import load_rows, to_grpo_row
+from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.prompts import INSTRUCTIONS
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.trainer import AudioGRPOTrainer
@@ -121,4 +122,8 @@ def main(data_args: DataArguments, training_args: GRPOConfig, model_args: ModelC
 
 if __name__ == "__main__":
     parser = TrlParser((DataArguments, GRPOConfig, ModelConfig))
-    main(*parser.parse_args_and_config())
+    try:
+        main(*parser.parse_args_and_config())
+    except DataError as error:  # bad input: say what and where, without a traceback
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

@@ -28,13 +28,18 @@ class AudioGRPOTrainer(GRPOTrainer):
     """GRPO on prompts of the form [user: (audio clip, question text)], as built by `r1_aqa.prompts.messages`."""
 
     def __init__(self, model, *args, **kwargs):
+        if isinstance(model, str):
+            raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.train.load_model), not a path")
         # Upstream reads `config.image_token_id` to keep an image token from being sampled; Qwen2-Audio's config has
         # none. Giving it the audio token both satisfies upstream and keeps a sampled <|AUDIO|> from breaking scoring.
-        model.config.image_token_id = model.config.audio_token_id
+        borrowed = not hasattr(model.config, "image_token_id")
+        if borrowed:
+            model.config.image_token_id = model.config.audio_token_id
         try:
             super().__init__(model, *args, **kwargs)
         finally:
-            del model.config.image_token_id  # keep it out of the checkpoints' config.json
+            if borrowed:
+                del model.config.image_token_id  # keep it out of the checkpoints' config.json
         self._batch_audio: dict[str, torch.Tensor] | None = None
 
     def _tokenize_prompts(self, prompts: list):
