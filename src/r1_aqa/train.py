@@ -11,22 +11,20 @@ import os
 import sys
 from dataclasses import asdict, dataclass, field
 
-import torch
 import yaml
 from datasets import Dataset
-from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration, TrainerCallback
+from transformers import TrainerCallback
 from transformers.trainer_utils import get_last_checkpoint
 from trl import GRPOConfig, ModelConfig, TrlParser, get_peft_config
 
 from r1_aqa.data import DataError, load_rows, to_grpo_row
+from r1_aqa.models import load_model, load_processor
 from r1_aqa.prompts import INSTRUCTIONS
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.trainer import AudioGRPOTrainer
 
 logger = logging.getLogger(__name__)
 
-# Audio-language models by `model_type`; each is loaded with its concrete class (AutoModelForCausalLM rejects them).
-MODEL_CLASSES = {"qwen2_audio": Qwen2AudioForConditionalGeneration}
 RESOLVED_CONFIG = "resolved_config.yaml"
 
 
@@ -65,21 +63,6 @@ class SaveResolvedConfig(TrainerCallback):
                 out.write(self.text)
 
 
-def load_model(model_args: ModelConfig):
-    model_type = AutoConfig.from_pretrained(model_args.model_name_or_path).model_type
-    if model_type not in MODEL_CLASSES:
-        raise ValueError(
-            f"{model_args.model_name_or_path}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}"
-        )
-    dtype = model_args.dtype if model_args.dtype in ("auto", None) else getattr(torch, model_args.dtype)
-    return MODEL_CLASSES[model_type].from_pretrained(
-        model_args.model_name_or_path,
-        revision=model_args.model_revision,
-        dtype=dtype,
-        attn_implementation=model_args.attn_implementation,
-    )
-
-
 def build_dataset(data_args: DataArguments) -> Dataset:
     rows = load_rows(data_args.data_file)
     if data_args.max_train_samples is not None:
@@ -101,8 +84,10 @@ def main(data_args: DataArguments, training_args: GRPOConfig, model_args: ModelC
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     groups = resolved(data_args, training_args, model_args)
     trainer = AudioGRPOTrainer(
-        model=load_model(model_args),
-        processing_class=AutoProcessor.from_pretrained(model_args.model_name_or_path),
+        model=load_model(
+            model_args.model_name_or_path, model_args.dtype, model_args.attn_implementation, model_args.model_revision
+        ),
+        processing_class=load_processor(model_args.model_name_or_path, revision=model_args.model_revision),
         reward_funcs=get_rewards(data_args.reward_funcs, data_args.prompt_style),
         args=training_args,
         train_dataset=build_dataset(data_args),

@@ -11,8 +11,7 @@ from contextlib import contextmanager
 import torch
 from trl import GRPOTrainer
 
-from r1_aqa.audio import SAMPLING_RATE, load_audio
-from r1_aqa.prompts import audio_paths, drop_null_keys
+from r1_aqa.processing import encode
 
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
 # The upstream methods this subclass overrides; tests/test_trainer.py fails loudly if one disappears.
@@ -29,7 +28,7 @@ class AudioGRPOTrainer(GRPOTrainer):
 
     def __init__(self, model, *args, **kwargs):
         if isinstance(model, str):
-            raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.train.load_model), not a path")
+            raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.models.load_model), not a path")
         # Upstream reads `config.image_token_id` to keep an image token from being sampled; Qwen2-Audio's config has
         # none. Giving it the audio token both satisfies upstream and keeps a sampled <|AUDIO|> from breaking scoring.
         borrowed = not hasattr(model.config, "image_token_id")
@@ -43,18 +42,8 @@ class AudioGRPOTrainer(GRPOTrainer):
         self._batch_audio: dict[str, torch.Tensor] | None = None
 
     def _tokenize_prompts(self, prompts: list):
-        # Upstream collects images only: render the text, load each clip, and let the processor expand <|AUDIO|>.
-        prompts = [drop_null_keys(prompt) for prompt in prompts]
-        texts = self.processing_class.apply_chat_template(prompts, tokenize=False, add_generation_prompt=True)
-        paths = [path for prompt in prompts for path in audio_paths(prompt)]
-        loaded = {path: load_audio(path) for path in dict.fromkeys(paths)}  # each prompt comes G times in a row
-        encoded = self.processing_class(
-            text=texts,
-            audio=[loaded[path] for path in paths],
-            sampling_rate=SAMPLING_RATE,
-            padding=True,
-            return_tensors="pt",
-        )
+        # Upstream collects images only: load each clip and let the processor expand <|AUDIO|> for it.
+        encoded = encode(self.processing_class, prompts)
         rows = zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
         prompt_ids = [ids[mask.bool()].tolist() for ids, mask in rows]
         self._batch_audio = {key: encoded[key] for key in AUDIO_KEYS}

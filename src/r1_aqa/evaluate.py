@@ -1,0 +1,147 @@
+"""Answer every question of a prepared MMAU file with one model, then score it.
+
+    python -m r1_aqa.evaluate --config configs/mmau_eval.yaml --model_name_or_path exp/model/checkpoint-100 \
+        --mmau_file data/MMAU/mmau-test-mini.prepared.json --output_dir exp/model/mmau/checkpoint-100
+
+Writes, in `output_dir`: `predictions.json` (MMAU's format: every original key, plus `model_output`, the raw
+completion, and `model_prediction`, the answer extracted from it), `predictions_silence.json` (the same model with
+each clip replaced by silence of the same length: how much it answers from the text alone) and `metrics.json`.
+Progress is appended to `*.partial.jsonl` after every batch, so a killed run resumes where it stopped; final files
+are written atomically.
+"""
+
+import json
+import logging
+import os
+import sys
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm import tqdm
+from transformers import set_seed
+from trl import TrlParser
+
+from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items, write_json_atomic
+from r1_aqa.models import load_model, load_processor
+from r1_aqa.processing import encode, load_clips
+from r1_aqa.prompts import INSTRUCTIONS, extract_answer, messages
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class EvalArguments:
+    model_name_or_path: str = field(metadata={"help": "model folder (a checkpoint-N) or hub id"})
+    mmau_file: str = field(metadata={"help": "made by `python -m r1_aqa.mmau prepare`"})
+    output_dir: str = field(metadata={"help": "where predictions and metrics go"})
+    prompt_style: str = field(default="answer", metadata={"help": f"one of {sorted(INSTRUCTIONS)}"})
+    batch_size: int = 32
+    max_new_tokens: int = 256
+    do_sample: bool = False
+    temperature: float = 1.0
+    top_p: float = 1.0
+    top_k: int = 50
+    seed: int = 42
+    dtype: str = "bfloat16"
+    attn_implementation: str | None = None
+    silent_audio_floor: bool = field(default=True, metadata={"help": "also answer with every clip silenced"})
+
+    def __post_init__(self):
+        if self.prompt_style not in INSTRUCTIONS:
+            raise ValueError(f"prompt_style must be one of {sorted(INSTRUCTIONS)}, got {self.prompt_style!r}")
+        if self.batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+
+    def decoding(self) -> dict:
+        settings = {"max_new_tokens": self.max_new_tokens, "do_sample": self.do_sample}
+        if self.do_sample:
+            settings.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
+        return settings
+
+
+def read_partial(path: Path) -> dict[str, str]:
+    """Outputs saved so far, by id. A last line cut short by a kill is ignored (its items are redone)."""
+    done = {}
+    if path.is_file():
+        for line in path.read_text(encoding="utf-8").splitlines():
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                continue
+            done[record["id"]] = record["model_output"]
+    return done
+
+
+@torch.no_grad()
+def generate(model, processor, conversations: list, clips: list, decoding: dict) -> list[str]:
+    inputs = encode(processor, conversations, clips).to(model.device)
+    inputs["input_features"] = inputs["input_features"].to(model.dtype)
+    output = model.generate(**inputs, **decoding, pad_token_id=processor.tokenizer.pad_token_id)
+    return processor.batch_decode(output[:, inputs["input_ids"].size(1) :], skip_special_tokens=True)
+
+
+def answer_all(model, processor, items: list[dict], args: EvalArguments, destination: Path, silent: bool) -> list:
+    """Predictions for every item, resumed from `destination`'s partial file; writes `destination` at the end."""
+    partial = destination.with_suffix(".partial.jsonl")
+    done = read_partial(partial)
+    todo = [item for item in items if item["id"] not in done]
+    if done:
+        logger.info("%s: resuming, %d of %d items already answered", destination, len(items) - len(todo), len(items))
+    description = f"{destination.parent.name}/{destination.stem}"
+    with open(partial, "a", encoding="utf-8") as progress, tqdm(total=len(items), initial=len(done),
+                                                                  desc=description, unit="clip") as bar:  # fmt: skip
+        for start in range(0, len(todo), args.batch_size):
+            batch = todo[start : start + args.batch_size]
+            conversations = [messages(i["audio_path"], i["question"], i["choices"], args.prompt_style) for i in batch]
+            clips = load_clips(conversations)
+            if silent:
+                clips = [np.zeros_like(clip) for clip in clips]
+            outputs = generate(model, processor, conversations, clips, args.decoding())
+            for item, output in zip(batch, outputs, strict=True):
+                done[item["id"]] = output
+                progress.write(json.dumps({"id": item["id"], "model_output": output}, ensure_ascii=False) + "\n")
+            progress.flush()
+            os.fsync(progress.fileno())
+            bar.update(len(batch))
+    predictions = [
+        {**{k: v for k, v in item.items() if k != "audio_path"}, "model_output": done[item["id"]],
+         "model_prediction": extract_answer(done[item["id"]])}
+        for item in items
+    ]  # fmt: skip
+    write_json_atomic(destination, predictions)
+    partial.unlink()
+    return predictions
+
+
+def main(args: EvalArguments) -> dict:
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    set_seed(args.seed)
+    items = read_items(args.mmau_file, "prepared MMAU file")
+    missing = [item["id"] for item in items if "audio_path" not in item]
+    if missing:
+        raise MMAUError(f"{args.mmau_file}: no audio_path for {', '.join(missing[:10])}; run `r1_aqa.mmau prepare`")
+    output_dir = Path(args.output_dir)
+    output_dir.mkdir(parents=True, exist_ok=True)
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation).to(device).eval()
+    processor = load_processor(args.model_name_or_path, padding_side="left")  # batched generation: left-pad text
+    predictions = answer_all(model, processor, items, args, output_dir / "predictions.json", silent=False)
+    silence = None
+    if args.silent_audio_floor:
+        silence = answer_all(model, processor, items, args, output_dir / "predictions_silence.json", silent=True)
+    metrics = metrics_for(predictions, silence)
+    metrics.update(model=args.model_name_or_path, prompt_style=args.prompt_style, decoding=args.decoding(),
+                   evaluation=asdict(args))  # fmt: skip
+    write_json_atomic(output_dir / "metrics.json", metrics)
+    print(format_metrics(metrics))
+    return metrics
+
+
+if __name__ == "__main__":
+    try:
+        main(*TrlParser((EvalArguments,)).parse_args_and_config())
+    except MMAUError as error:
+        print(f"error: {error}", file=sys.stderr)
+        sys.exit(2)

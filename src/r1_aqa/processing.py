@@ -1,0 +1,33 @@
+"""Conversations + clips -> model inputs, one way for training and evaluation alike.
+
+Only the text is padded (on the side the tokenizer says); the audio features are always right-padded by the
+feature extractor, as Qwen2-Audio expects (its audio frames must start at frame 0).
+"""
+
+import numpy as np
+from transformers import BatchFeature, ProcessorMixin
+
+from r1_aqa.audio import SAMPLING_RATE, load_audio
+from r1_aqa.prompts import audio_paths, drop_null_keys
+
+
+def load_clips(conversations: list[list[dict]]) -> list[np.ndarray]:
+    """Every clip the conversations refer to, in order; a clip repeated in a batch is decoded once."""
+    paths = [path for conversation in conversations for path in audio_paths(conversation)]
+    loaded = {path: load_audio(path) for path in dict.fromkeys(paths)}
+    return [loaded[path] for path in paths]
+
+
+def encode(
+    processor: ProcessorMixin, conversations: list[list[dict]], clips: list[np.ndarray] | None = None
+) -> BatchFeature:
+    """Render the chat template and let the processor expand each <|AUDIO|> for its clip."""
+    conversations = [drop_null_keys(conversation) for conversation in conversations]
+    texts = processor.apply_chat_template(conversations, tokenize=False, add_generation_prompt=True)
+    return processor(
+        text=texts,
+        audio=load_clips(conversations) if clips is None else clips,
+        sampling_rate=SAMPLING_RATE,
+        padding=True,
+        return_tensors="pt",
+    )

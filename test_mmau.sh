@@ -1,0 +1,51 @@
+#!/usr/bin/env bash
+# Score every checkpoint-N of a training run (or one model) on MMAU test-mini, then one table and one plot.
+#   bash test_mmau.sh                                   # every checkpoint of exp/model, data in data/MMAU
+#   RUN_DIR=exp/mine MMAU_DIR=/data/MMAU bash test_mmau.sh
+#   MODEL_PATH=Qwen/Qwen2-Audio-7B-Instruct RUN_DIR=exp/model bash test_mmau.sh   # a baseline, in the same table
+#   bash test_mmau.sh --batch_size 8 --max_new_tokens 64                          # any evaluation key
+# Hardware: one GPU per process (a 7B model in bf16 needs ~17 GB); runs on CPU for tiny models.
+# Evaluations already finished are kept; one killed halfway resumes from its partial file.
+# Outputs: RUN_DIR/mmau/<model>/{predictions.json,predictions_silence.json,metrics.json},
+#          RUN_DIR/mmau_summary.{md,csv}, RUN_DIR/mmau_accuracy.png
+set -euo pipefail
+HERE=$(cd "$(dirname "$0")" && pwd)
+
+RUN_DIR=${RUN_DIR:-${OUT_DIR:-exp/model}}
+MODEL_PATH=${MODEL_PATH:-}
+MMAU_DIR=${MMAU_DIR:-data/MMAU}
+MMAU_JSON=${MMAU_JSON:-$MMAU_DIR/mmau-test-mini.json}
+EVAL_FILE=${EVAL_FILE:-$MMAU_DIR/mmau-test-mini.prepared.json}
+SKIP_MISSING=${SKIP_MISSING:-0}
+CONFIG=${CONFIG:-$HERE/configs/mmau_eval.yaml}
+BATCH_SIZE=${BATCH_SIZE:-}
+PYTHON=${PYTHON:-python}
+
+if [[ ! -f $EVAL_FILE ]]; then
+  prepare=(--mmau-json "$MMAU_JSON" --audio-dir "$MMAU_DIR" --output "$EVAL_FILE")
+  [[ $SKIP_MISSING == 1 ]] && prepare+=(--skip-missing)
+  "$PYTHON" -m r1_aqa.mmau prepare "${prepare[@]}"
+fi
+
+models=()
+if [[ -n $MODEL_PATH ]]; then
+  models=("$MODEL_PATH")
+else
+  while IFS= read -r folder; do models+=("$folder"); done < <(
+    find "$RUN_DIR" -maxdepth 1 -type d -name 'checkpoint-*' | sort -t- -k2,2n)
+fi
+((${#models[@]})) || { echo "error: no checkpoint-* in $RUN_DIR (set MODEL_PATH to score one model)" >&2; exit 2; }
+
+extra=()
+[[ -n $BATCH_SIZE ]] && extra+=(--batch_size "$BATCH_SIZE")
+for model in "${models[@]}"; do
+  output="$RUN_DIR/mmau/$(basename "$model")"
+  if [[ -f $output/metrics.json ]]; then
+    echo "done already: $output/metrics.json"
+    continue
+  fi
+  "$PYTHON" -m r1_aqa.evaluate --config "$CONFIG" --model_name_or_path "$model" --mmau_file "$EVAL_FILE" \
+    --output_dir "$output" "${extra[@]}" "$@"
+done
+
+"$PYTHON" -m r1_aqa.summary "$RUN_DIR"
