@@ -84,6 +84,11 @@ def generate(model, processor, conversations: list, clips: list, decoding: dict)
 
 def answer_all(model, processor, items: list[dict], args: EvalArguments, destination: Path, silent: bool) -> list:
     """Predictions for every item, resumed from `destination`'s partial file; writes `destination` at the end."""
+    if destination.is_file():  # finished before this run was killed (e.g. in the silent pass): keep it
+        finished = read_items(destination, "predictions file")
+        if [p["id"] for p in finished] == [item["id"] for item in items]:
+            logger.info("%s: complete already, kept", destination)
+            return finished
     partial = destination.with_suffix(".partial.jsonl")
     done = read_partial(partial)
     todo = [item for item in items if item["id"] not in done]

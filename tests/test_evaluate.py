@@ -1,0 +1,144 @@
+"""Inference on MMAU-format files with tiny models: batching, audio padding, resume, and test_mmau.sh."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from test_mmau import benchmark, write_mmau_folder
+from test_trainer import reference_features
+
+from r1_aqa import evaluate, mmau, tiny
+from r1_aqa.models import load_model, load_processor
+from r1_aqa.processing import encode, load_clips
+from r1_aqa.prompts import messages
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def prepared(tmp_path) -> Path:
+    """Six MMAU items (sound, music and speech) with synthetic clips of 0.5, 1 and 1.5 s, prepared for inference."""
+    items, everything = [], benchmark("2025-05-15")
+    for task in mmau.TASKS:
+        items += [item for item in everything if item["task"] == task][:2]
+    source = write_mmau_folder(tmp_path / "MMAU", items)
+    output = tmp_path / "MMAU" / "mmau-test-mini.prepared.json"
+    mmau.prepare(source, source.parent, output)
+    return output
+
+
+def eval_args(model_dir, mmau_file, output_dir, **overrides) -> evaluate.EvalArguments:
+    settings = dict(model_name_or_path=model_dir, mmau_file=str(mmau_file), output_dir=str(output_dir),
+                    batch_size=6, max_new_tokens=12, dtype="float32")  # fmt: skip
+    return evaluate.EvalArguments(**{**settings, **overrides})
+
+
+def test_batched_greedy_answers_equal_one_at_a_time(tiny_model_dir, prepared, tmp_path):
+    model = load_model(tiny_model_dir, "float32").eval()
+    processor = load_processor(tiny_model_dir, padding_side="left")
+    items = json.loads(prepared.read_text())
+    batched = evaluate.answer_all(model, processor, items, eval_args(tiny_model_dir, prepared, tmp_path),
+                                  tmp_path / "batched.json", silent=False)  # fmt: skip
+    single = evaluate.answer_all(model, processor, items, eval_args(tiny_model_dir, prepared, tmp_path, batch_size=1),
+                                 tmp_path / "single.json", silent=False)  # fmt: skip
+    assert [p["model_output"] for p in batched] == [p["model_output"] for p in single]
+    assert len({p["model_output"] for p in batched}) > 1, "all answers equal: the comparison would prove nothing"
+
+
+def test_batch_pads_text_left_and_audio_right(tiny_model_dir, prepared):
+    processor = load_processor(tiny_model_dir, padding_side="left")
+    items = json.loads(prepared.read_text())
+    conversations = [messages(i["audio_path"], i["question"], i["choices"]) for i in items]
+    inputs = encode(processor, conversations, load_clips(conversations))
+    assert (inputs["attention_mask"][:, -1] == 1).all() and (inputs["attention_mask"][:, 0] == 0).any()
+    for row, item in enumerate(items):
+        features, frame_mask = reference_features(processor, item["audio_path"])
+        assert torch.equal(inputs["input_features"][row], features)
+        assert torch.equal(inputs["feature_attention_mask"][row], frame_mask)
+
+
+def test_outputs_keep_every_benchmark_key_and_resume_from_a_partial_file(tiny_model_dir, prepared, tmp_path):
+    out = tmp_path / "eval"
+    args = eval_args(tiny_model_dir, prepared, out, silent_audio_floor=False)
+    items = json.loads(prepared.read_text())
+    out.mkdir()
+    # A run killed after two items, mid-way through writing the third line.
+    partial = out / "predictions.partial.jsonl"
+    partial.write_text("".join(json.dumps({"id": i["id"], "model_output": f"KEPT {n}"}) + "\n"
+                               for n, i in enumerate(items[:2])) + '{"id": "' + items[2]["id"][:5])  # fmt: skip
+    metrics = evaluate.main(args)
+    predictions = json.loads((out / "predictions.json").read_text())
+    assert [p["model_output"] for p in predictions[:2]] == ["KEPT 0", "KEPT 1"]  # not generated again
+    assert all(not p["model_output"].startswith("KEPT") for p in predictions[2:])
+    assert not partial.exists()
+    for item, prediction in zip(items, predictions, strict=True):
+        assert {k: v for k, v in item.items() if k != "audio_path"}.items() <= prediction.items()
+        assert "model_prediction" in prediction
+    saved = json.loads((out / "metrics.json").read_text())
+    assert saved["total"] == metrics["total"] and saved["benchmark"]["version"] == "2025-05-15"
+    assert saved["decoding"] == {"max_new_tokens": 12, "do_sample": False}
+
+
+def run_test_mmau(env: dict) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "CONFIG": str(ROOT / "configs" / "tiny_mmau_eval.yaml"), **env}
+    result = subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    return result
+
+
+def test_test_mmau_scores_every_checkpoint_once_and_completes_a_killed_one(prepared, tmp_path):
+    run = tmp_path / "run"
+    for step, seed in ((5, 0), (10, 1)):
+        tiny.build(str(run / f"checkpoint-{step}"), seed=seed)
+    env = {"RUN_DIR": str(run), "MMAU_DIR": str(prepared.parent)}
+    first = run_test_mmau(env)
+    files = ("predictions.json", "predictions_silence.json", "metrics.json")
+    for step in (5, 10):
+        assert all((run / "mmau" / f"checkpoint-{step}" / name).is_file() for name in files)
+    for name in ("mmau_summary.md", "mmau_summary.csv", "mmau_accuracy.png"):
+        assert (run / name).stat().st_size > 0
+    rows = (run / "mmau_summary.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["checkpoint-5", "5"], ["checkpoint-10", "10"]]
+    assert "selects on the test set" in first.stdout
+
+    stamps = {p: p.stat().st_mtime_ns for p in (run / "mmau").rglob("*.json")}
+    second = run_test_mmau(env)
+    assert second.stdout.count("done already") == 2
+    assert {p: p.stat().st_mtime_ns for p in (run / "mmau").rglob("*.json")} == stamps
+
+    # Checkpoint 10 killed half-way through its silent-audio pass: its finished parts are kept.
+    folder = run / "mmau" / "checkpoint-10"
+    silence = json.loads((folder / "predictions_silence.json").read_text())
+    (folder / "metrics.json").unlink()
+    (folder / "predictions_silence.json").unlink()
+    (folder / "predictions_silence.partial.jsonl").write_text(
+        "".join(json.dumps({"id": p["id"], "model_output": "KEPT"}) + "\n" for p in silence[:3])
+    )
+    predictions_stamp = (folder / "predictions.json").stat().st_mtime_ns
+    run_test_mmau(env)
+    resumed = json.loads((folder / "predictions_silence.json").read_text())
+    assert [p["model_output"] for p in resumed[:3]] == ["KEPT"] * 3
+    assert [p["model_output"] for p in resumed[3:]] == [p["model_output"] for p in silence[3:]]
+    assert (folder / "predictions.json").stat().st_mtime_ns == predictions_stamp
+    assert (folder / "metrics.json").is_file() and not list(folder.glob("*.partial.jsonl"))
+
+    # A single model (a baseline) scored into the same run folder joins the same table, above the steps.
+    tiny.build(str(tmp_path / "base-model"), seed=2)
+    run_test_mmau({**env, "MODEL_PATH": str(tmp_path / "base-model")})
+    rows = (run / "mmau_summary.csv").read_text().splitlines()
+    assert [row.split(",")[0] for row in rows[1:]] == ["base-model", "checkpoint-5", "checkpoint-10"]
+
+
+def test_test_mmau_reports_missing_audio_by_id(tmp_path):
+    items = benchmark("2025-05-15")[:3]
+    write_mmau_folder(tmp_path / "MMAU", items, skip={items[2]["id"]})
+    (tmp_path / "run" / "checkpoint-1").mkdir(parents=True)
+    env = {**os.environ, "PYTHON": sys.executable, "RUN_DIR": str(tmp_path / "run"), "MMAU_DIR": str(tmp_path / "MMAU")}
+    result = subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, capture_output=True, text=True)
+    assert result.returncode == 2
+    assert items[2]["id"] in result.stderr and "missing" in result.stderr
