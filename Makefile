@@ -4,7 +4,8 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: env test test-fast quality clean
+DEMO := exp/demo
+.PHONY: env test test-fast quality demo clean
 
 env: $(STAMP)
 
@@ -27,6 +28,19 @@ test-fast: env
 quality: env
 	$(BIN)/ruff check src tests
 	$(BIN)/ruff format --check src tests
+
+# The whole pipeline on a tiny model, on CPU: synthetic audio questions -> SFT -> GRPO -> MMAU-style scoring.
+demo: env
+	rm -rf $(DEMO)
+	$(BIN)/python -m r1_aqa.synthetic $(DEMO)/data
+	$(BIN)/python -m r1_aqa.tiny $(DEMO)/tiny-qwen2-audio --hidden-size 128 --chunk-length 4
+	$(BIN)/python -m r1_aqa.sft --config configs/demo_sft.yaml
+	PYTHON=$(BIN)/python NUM_GPUS=1 MIXED_PRECISION=no ACCELERATE_CONFIG=configs/accelerate/cpu.yaml \
+		CONFIG=configs/demo_grpo.yaml bash run_grpo.sh
+	PYTHON=$(BIN)/python MODEL_PATH=$(DEMO)/sft RUN_DIR=$(DEMO)/grpo MMAU_DIR=$(DEMO)/data \
+		CONFIG=configs/demo_mmau_eval.yaml bash test_mmau.sh > /dev/null
+	PYTHON=$(BIN)/python RUN_DIR=$(DEMO)/grpo MMAU_DIR=$(DEMO)/data CONFIG=configs/demo_mmau_eval.yaml bash test_mmau.sh
+	@echo "table: $(DEMO)/grpo/mmau_summary.md  plots: $(DEMO)/grpo/mmau_accuracy.png $(DEMO)/grpo/reward.png"
 
 clean:
 	rm -rf $(VENV) exp .pytest_cache

@@ -6,7 +6,7 @@ import pytest
 import yaml
 from trl import GRPOConfig, ModelConfig, TrlParser
 
-from r1_aqa.train import DataArguments
+from r1_aqa.train import GRPODataArguments as DataArguments
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 

@@ -22,7 +22,7 @@ def length_reward(completions, **kwargs):
     return [float(len(completion_text(c))) for c in completions]
 
 
-def make_trainer(model_dir, rows, output_dir, peft_config=None, **overrides):
+def make_trainer(model_dir, rows, output_dir, peft_config=None, reward_funcs=(length_reward,), **overrides):
     settings = dict(
         output_dir=str(output_dir),
         use_cpu=True,
@@ -46,7 +46,7 @@ def make_trainer(model_dir, rows, output_dir, peft_config=None, **overrides):
     return AudioGRPOTrainer(
         model=model,
         processing_class=AutoProcessor.from_pretrained(model_dir),
-        reward_funcs=[length_reward],
+        reward_funcs=list(reward_funcs),
         args=GRPOConfig(**settings),
         train_dataset=Dataset.from_list(rows),
         peft_config=peft_config,

@@ -27,6 +27,7 @@ from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items, writ
 from r1_aqa.models import load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import INSTRUCTIONS, extract_answer, messages
+from r1_aqa.rewards import FORMATS
 
 logger = logging.getLogger(__name__)
 
@@ -137,6 +138,9 @@ def main(args: EvalArguments) -> dict:
     if args.silent_audio_floor:
         silence = answer_all(model, processor, items, args, output_dir / "predictions_silence.json", silent=True)
     metrics = metrics_for(predictions, silence)
+    pattern = FORMATS[args.prompt_style]
+    matching = sum(pattern.fullmatch(p["model_output"]) is not None for p in predictions)
+    metrics["format"] = {"matching": matching, "count": len(predictions), "rate": 100.0 * matching / len(predictions)}
     metrics.update(model=args.model_name_or_path, prompt_style=args.prompt_style, decoding=args.decoding(),
                    evaluation=asdict(args))  # fmt: skip
     write_json_atomic(output_dir / "metrics.json", metrics)
