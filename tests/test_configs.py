@@ -4,8 +4,11 @@ from pathlib import Path
 
 import pytest
 import yaml
-from trl import GRPOConfig, ModelConfig, TrlParser
+from trl import GRPOConfig, SFTConfig, TrlParser
 
+from r1_aqa.evaluate import EvalArguments
+from r1_aqa.models import AudioModelConfig
+from r1_aqa.sft import SFTDataArguments
 from r1_aqa.train import GRPODataArguments as DataArguments
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -37,7 +40,7 @@ PAPER = {
 
 
 def parse(config: Path, *overrides: str):
-    parser = TrlParser((DataArguments, GRPOConfig, ModelConfig))
+    parser = TrlParser((DataArguments, GRPOConfig, AudioModelConfig))
     return parser.parse_args_and_config(["--config", str(config), *overrides])
 
 
@@ -58,3 +61,32 @@ def test_paper_recipe_parses_into_the_typed_arguments():
 def test_bad_values_fail_at_parse_time(override):
     with pytest.raises(ValueError):
         parse(CONFIGS / "tiny_grpo.yaml", *override)
+
+
+# bf16 is checked against the hardware, so recipes for GPUs are parsed here with it off.
+ON_CPU = ["--bf16", "false", "--use_cpu", "true"]
+
+
+@pytest.mark.parametrize(
+    ("recipe", "groups", "overrides"),
+    [
+        ("tiny_grpo.yaml", (DataArguments, GRPOConfig, AudioModelConfig), []),
+        ("demo_grpo.yaml", (DataArguments, GRPOConfig, AudioModelConfig), []),
+        ("demo_sft.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), []),
+        ("sft_qwen2_audio_7b.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), ON_CPU),
+        ("mmau_eval.yaml", (EvalArguments,), ["--model_name_or_path", "m", "--mmau_file", "f", "--output_dir", "o"]),
+        (
+            "tiny_mmau_eval.yaml",
+            (EvalArguments,),
+            ["--model_name_or_path", "m", "--mmau_file", "f", "--output_dir", "o"],
+        ),
+        (
+            "demo_mmau_eval.yaml",
+            (EvalArguments,),
+            ["--model_name_or_path", "m", "--mmau_file", "f", "--output_dir", "o"],
+        ),
+    ],
+)
+def test_every_recipe_parses(recipe, groups, overrides):
+    parsed = TrlParser(groups).parse_args_and_config(["--config", str(CONFIGS / recipe), *overrides])
+    assert len(parsed) == len(groups)

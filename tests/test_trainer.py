@@ -8,11 +8,13 @@ import torch
 from conftest import training_row, write_clip, write_jsonl
 from datasets import Dataset
 from peft import LoraConfig
-from transformers import AutoProcessor, Qwen2AudioForConditionalGeneration
+from transformers import AutoProcessor
 from trl import GRPOConfig, GRPOTrainer
 
 from r1_aqa.audio import SAMPLING_RATE, load_audio
 from r1_aqa.data import load_rows, to_grpo_row
+from r1_aqa.fast_audio import disable_fast_audio
+from r1_aqa.models import load_model
 from r1_aqa.prompts import completion_text
 from r1_aqa.trainer import AUDIO_KEYS, OVERRIDDEN_HOOKS, AudioGRPOTrainer
 
@@ -42,7 +44,7 @@ def make_trainer(model_dir, rows, output_dir, peft_config=None, reward_funcs=(le
         seed=0,
     )
     settings.update(overrides)
-    model = Qwen2AudioForConditionalGeneration.from_pretrained(model_dir, dtype=torch.float32)
+    model = load_model(model_dir, "float32")  # as training loads it: with the fast audio encoder
     return AudioGRPOTrainer(
         model=model,
         processing_class=AutoProcessor.from_pretrained(model_dir),
@@ -79,7 +81,9 @@ def reference_features(processor, path):
 
 
 def plain_logps(model, ids, mask, features, feature_mask, completion_length):
-    """Per-token log-probs of the completion from one ordinary forward pass."""
+    """Per-token log-probs of the completion from one ordinary forward pass of the stock model."""
+    model = copy.deepcopy(model)
+    disable_fast_audio(model)
     with torch.no_grad():
         logits = model(
             input_ids=ids, attention_mask=mask, input_features=features, feature_attention_mask=feature_mask

@@ -48,6 +48,7 @@ class EvalArguments:
     dtype: str = "bfloat16"
     attn_implementation: str | None = None
     silent_audio_floor: bool = field(default=True, metadata={"help": "also answer with every clip silenced"})
+    fast_audio_encoder: bool = field(default=True, metadata={"help": "encode valid frames only (exact)"})
 
     def __post_init__(self):
         if self.prompt_style not in INSTRUCTIONS:
@@ -131,7 +132,8 @@ def main(args: EvalArguments) -> dict:
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation).to(device).eval()
+    model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation,
+                       fast_audio_encoder=args.fast_audio_encoder).to(device).eval()  # fmt: skip
     processor = load_processor(args.model_name_or_path, padding_side="left")  # batched generation: left-pad text
     predictions = answer_all(model, processor, items, args, output_dir / "predictions.json", silent=False)
     silence = None

@@ -11,9 +11,9 @@ target's tokens carry labels. Full fine-tuning by default; `use_peft: true` for 
 from dataclasses import dataclass
 
 import torch
-from trl import ModelConfig, SFTConfig, SFTTrainer, get_peft_config
+from trl import SFTConfig, SFTTrainer, get_peft_config
 
-from r1_aqa.models import load_model, load_processor
+from r1_aqa.models import AudioModelConfig, load_model_from, load_processor
 from r1_aqa.processing import encode
 from r1_aqa.prompts import drop_null_keys
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
@@ -70,16 +70,14 @@ class AudioSFTCollator:
         return batch
 
 
-def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: ModelConfig) -> None:
+def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: AudioModelConfig) -> None:
     groups = resolved(data=data_args, training=training_args, model=model_args)
     processor = load_processor(model_args.model_name_or_path, revision=model_args.model_revision)
     # The collator tokenizes on the fly, from file paths: TRL must neither pre-tokenize nor drop the columns.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
     trainer = SFTTrainer(
-        model=load_model(
-            model_args.model_name_or_path, model_args.dtype, model_args.attn_implementation, model_args.model_revision
-        ),  # fmt: skip
+        model=load_model_from(model_args),
         processing_class=processor,
         args=training_args,
         train_dataset=build_dataset(data_args),
@@ -91,4 +89,4 @@ def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: Mode
 
 
 if __name__ == "__main__":
-    run_cli(main, (SFTDataArguments, SFTConfig, ModelConfig))
+    run_cli(main, (SFTDataArguments, SFTConfig, AudioModelConfig))

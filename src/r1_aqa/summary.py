@@ -105,7 +105,8 @@ def plot(rows: list[dict], path: Path) -> None:
             axis.axhline(sum(values) / len(values), linestyle="--", color=color, linewidth=1, label=f"{name} floor")
     axis.set_xlabel("training step")
     axis.set_ylabel("MMAU accuracy (%)")
-    axis.set_title(f"MMAU test-mini {rows[0]['version']}" if rows else "MMAU")
+    version = rows[0]["version"] if rows else "unknown"
+    axis.set_title(f"MMAU test-mini {version}" if version != "unknown" else "MMAU-format evaluation set")
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()

@@ -8,9 +8,9 @@
 
 from dataclasses import dataclass, field
 
-from trl import GRPOConfig, ModelConfig, get_peft_config
+from trl import GRPOConfig, get_peft_config
 
-from r1_aqa.models import load_model, load_processor
+from r1_aqa.models import AudioModelConfig, load_model_from, load_processor
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
 from r1_aqa.trainer import AudioGRPOTrainer
@@ -30,12 +30,10 @@ class GRPODataArguments(DataArguments):
             raise ValueError(f"unknown reward_funcs {unknown}; known: {sorted(REWARDS)}")
 
 
-def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: ModelConfig) -> None:
+def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: AudioModelConfig) -> None:
     groups = resolved(data=data_args, training=training_args, model=model_args)
     trainer = AudioGRPOTrainer(
-        model=load_model(
-            model_args.model_name_or_path, model_args.dtype, model_args.attn_implementation, model_args.model_revision
-        ),  # fmt: skip
+        model=load_model_from(model_args),
         processing_class=load_processor(model_args.model_name_or_path, revision=model_args.model_revision),
         reward_funcs=get_rewards(data_args.reward_funcs, data_args.prompt_style),
         args=training_args,
@@ -47,4 +45,4 @@ def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: Mo
 
 
 if __name__ == "__main__":
-    run_cli(main, (GRPODataArguments, GRPOConfig, ModelConfig))
+    run_cli(main, (GRPODataArguments, GRPOConfig, AudioModelConfig))
