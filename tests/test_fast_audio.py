@@ -92,3 +92,30 @@ def test_enable_is_idempotent_and_reversible(tiny_model_dir, batch):
         assert torch.allclose(model(**batch).logits, reference, atol=1e-5)
         fast_audio.disable_fast_audio(model)
         assert torch.equal(model(**batch).logits, reference)
+
+
+def test_a_repeated_prompt_is_processed_once_with_the_same_tensors(tiny_model_dir, tmp_path, monkeypatch):
+    from r1_aqa import processing
+
+    processor = load_processor(tiny_model_dir)
+    rows = []
+    for index in range(2):
+        write_clip(tmp_path / f"c{index}.wav", 1.0 + index, "tone", 300.0 + 200 * index)
+        rows.append(training_row(index, f"c{index}.wav"))
+    prompts = [to_grpo_row(row, "answer", True)["prompt"] for row in load_rows(write_jsonl(tmp_path / "d.jsonl", rows))]
+    batch = [prompts[index % 2] for index in range(8)]  # two prompts, 4 completions each, interleaved
+    one_by_one = encode(processor, batch, processing.load_clips(batch))  # explicit clips: no sharing
+
+    extracted = []
+    original = type(processor.feature_extractor).__call__
+
+    def counting(self, audio, **kwargs):
+        extracted.append(len(audio))
+        return original(self, audio, **kwargs)
+
+    monkeypatch.setattr(type(processor.feature_extractor), "__call__", counting)
+    shared = encode(processor, batch)
+    assert extracted == [2]
+    assert shared.keys() == one_by_one.keys()
+    for key in shared:
+        assert torch.equal(shared[key], one_by_one[key]), key

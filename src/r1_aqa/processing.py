@@ -4,7 +4,10 @@ Only the text is padded (on the side the tokenizer says); the audio features are
 feature extractor, as Qwen2-Audio expects (its audio frames must start at frame 0).
 """
 
+import json
+
 import numpy as np
+import torch
 from transformers import BatchFeature, ProcessorMixin
 
 from r1_aqa.audio import SAMPLING_RATE, load_audio
@@ -21,13 +24,20 @@ def load_clips(conversations: list[list[dict]]) -> list[np.ndarray]:
 def encode(
     processor: ProcessorMixin, conversations: list[list[dict]], clips: list[np.ndarray] | None = None
 ) -> BatchFeature:
-    """Render the chat template and let the processor expand each <|AUDIO|> for its clip."""
+    """Render the chat template and let the processor expand each <|AUDIO|> for its clip.
+
+    Without explicit `clips`, a conversation repeated in the batch (GRPO repeats each prompt once per completion)
+    is processed once and its rows copied: the same tensors, one feature extraction per clip instead of G."""
     conversations = [drop_null_keys(conversation) for conversation in conversations]
+    if clips is None:
+        keys = [json.dumps(conversation, sort_keys=True) for conversation in conversations]
+        first = {key: index for index, key in reversed(list(enumerate(keys)))}  # first occurrence of each
+        if len(first) < len(keys):
+            distinct = sorted(first, key=first.get)
+            rank = {key: position for position, key in enumerate(distinct)}
+            encoded = encode(processor, [conversations[first[key]] for key in distinct])
+            rows = torch.tensor([rank[key] for key in keys])
+            return BatchFeature({name: value[rows] for name, value in encoded.items()})
+        clips = load_clips(conversations)
     texts = processor.apply_chat_template(conversations, tokenize=False, add_generation_prompt=True)
-    return processor(
-        text=texts,
-        audio=load_clips(conversations) if clips is None else clips,
-        sampling_rate=SAMPLING_RATE,
-        padding=True,
-        return_tensors="pt",
-    )
+    return processor(text=texts, audio=clips, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")
