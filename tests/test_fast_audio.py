@@ -119,3 +119,11 @@ def test_a_repeated_prompt_is_processed_once_with_the_same_tensors(tiny_model_di
     assert shared.keys() == one_by_one.keys()
     for key in shared:
         assert torch.equal(shared[key], one_by_one[key]), key
+
+
+def test_the_reference_model_gets_the_policys_encoder_path(tiny_model_dir, train_file, tmp_path):
+    from test_trainer import grpo_rows, make_trainer
+
+    trainer = make_trainer(tiny_model_dir, grpo_rows(train_file), tmp_path / "out", beta=0.04)
+    assert fast_audio.is_fast_audio_enabled(trainer.model)
+    assert fast_audio.is_fast_audio_enabled(trainer.ref_model)

@@ -92,6 +92,10 @@ def enable_fast_audio(model) -> None:
         encoder.forward = types.MethodType(_encoder_forward, encoder)
 
 
+def is_fast_audio_enabled(model) -> bool:
+    return all("forward" in vars(module) for module in _parts(model))
+
+
 def disable_fast_audio(model) -> None:
     for module in _parts(model):
         vars(module).pop("forward", None)

@@ -70,15 +70,23 @@ def build_processor(chunk_length: int = 30) -> Qwen2AudioProcessor:
     return Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=build_tokenizer())
 
 
-def build_model(processor: Qwen2AudioProcessor, hidden_size: int = 64, seed: int = 0):
+def build_model(
+    processor: Qwen2AudioProcessor,
+    hidden_size: int = 64,
+    seed: int = 0,
+    encoder_width: int | None = None,
+    encoder_layers: int = 2,
+):
+    """`encoder_width=1280` gives the real encoder's layer shape (20 heads, ffn 5120); by default it is hidden_size."""
     tokenizer = processor.tokenizer
     chunk_frames = processor.feature_extractor.nb_max_frames  # mel frames in one padded clip
+    width = encoder_width or hidden_size
     config = Qwen2AudioConfig(
         audio_config={
-            "d_model": hidden_size,
-            "encoder_layers": 2,
-            "encoder_attention_heads": 2,
-            "encoder_ffn_dim": 2 * hidden_size,
+            "d_model": width,
+            "encoder_layers": encoder_layers,
+            "encoder_attention_heads": max(2, width // 64),
+            "encoder_ffn_dim": 4 * width if encoder_width else 2 * width,
             "num_mel_bins": 128,
             "max_source_positions": chunk_frames // 2,
         },
@@ -104,9 +112,16 @@ def build_model(processor: Qwen2AudioProcessor, hidden_size: int = 64, seed: int
     return model
 
 
-def build(output_dir: str, hidden_size: int = 64, chunk_length: int = 30, seed: int = 0) -> str:
+def build(
+    output_dir: str,
+    hidden_size: int = 64,
+    chunk_length: int = 30,
+    seed: int = 0,
+    encoder_width: int | None = None,
+    encoder_layers: int = 2,
+) -> str:
     processor = build_processor(chunk_length)
-    model = build_model(processor, hidden_size, seed)
+    model = build_model(processor, hidden_size, seed, encoder_width, encoder_layers)
     model.save_pretrained(output_dir)
     processor.save_pretrained(output_dir)
     return output_dir
@@ -118,8 +133,11 @@ def main() -> None:
     parser.add_argument("--hidden-size", type=int, default=64)
     parser.add_argument("--chunk-length", type=int, default=30, help="seconds of audio the encoder takes")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--encoder-width", type=int, help="audio encoder d_model (default: the hidden size)")
+    parser.add_argument("--encoder-layers", type=int, default=2)
     args = parser.parse_args()
-    print(build(args.output_dir, args.hidden_size, args.chunk_length, args.seed))
+    print(build(args.output_dir, args.hidden_size, args.chunk_length, args.seed, args.encoder_width,
+                args.encoder_layers))  # fmt: skip
 
 
 if __name__ == "__main__":

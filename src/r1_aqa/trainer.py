@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch
 from trl import GRPOTrainer
 
+from r1_aqa.fast_audio import enable_fast_audio, is_fast_audio_enabled
 from r1_aqa.processing import encode
 
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
@@ -40,6 +41,9 @@ class AudioGRPOTrainer(GRPOTrainer):
             if borrowed:
                 del model.config.image_token_id  # keep it out of the checkpoints' config.json
         self._batch_audio: dict[str, torch.Tensor] | None = None
+        # Upstream builds the reference model afresh from the checkpoint: give it the policy's audio encoder path.
+        if self.ref_model is not None and is_fast_audio_enabled(self.model):
+            enable_fast_audio(self.ref_model)
 
     def _tokenize_prompts(self, prompts: list):
         # Upstream collects images only: load each clip and let the processor expand <|AUDIO|> for it.

@@ -1,0 +1,71 @@
+"""Shared by the benchmarks: models built from configs (no download), synthetic clips, peak memory."""
+
+import json
+import resource
+import sys
+from pathlib import Path
+
+import numpy as np
+import soundfile
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+
+# tiny: the test model. mid: the real audio encoder's width (d_model 1280, 20 heads, ffn 5120) with 2 of its 32
+# layers and a small LM, so that the encoder's share of a step shows roughly as on the 7B model.
+MODELS = {
+    "tiny": {"hidden_size": 64},
+    "mid": {"hidden_size": 256, "encoder_width": 1280, "encoder_layers": 2},
+}
+
+
+def build_model(name: str, folder: Path) -> str:
+    from r1_aqa import tiny
+
+    if not (folder / "config.json").is_file():
+        tiny.build(str(folder), **MODELS[name])
+    return str(folder)
+
+
+def write_clips(folder: Path, seconds: list[float], seed: int = 0) -> list[Path]:
+    """Noise bursts and tones of the given lengths, as 16-kHz wavs."""
+    rng = np.random.default_rng(seed)
+    folder.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for index, length in enumerate(seconds):
+        n = int(length * 16_000)
+        clip = 0.3 * rng.standard_normal(n) if index % 2 else 0.5 * np.sin(np.arange(n) * 0.1 * (index + 1))
+        path = folder / f"clip{index:03d}_{length:g}s.wav"
+        soundfile.write(str(path), clip.astype(np.float32), 16_000)
+        paths.append(path)
+    return paths
+
+
+def peak_memory_mb() -> float:
+    if torch.cuda.is_available():
+        return torch.cuda.max_memory_allocated() / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # kB on Linux
+
+
+def device_name() -> str:
+    if torch.cuda.is_available():
+        return torch.cuda.get_device_name()
+    return f"CPU ({torch.get_num_threads()} threads)"
+
+
+def print_table(title: str, header: list[str], rows: list[list]) -> None:
+    print(f"\n{title}")
+    widths = [max(len(str(h)), *(len(str(r[i])) for r in rows)) for i, h in enumerate(header)]
+    print("| " + " | ".join(str(h).ljust(w) for h, w in zip(header, widths, strict=True)) + " |")
+    print("|" + "|".join("-" * (w + 2) for w in widths) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(c).ljust(w) for c, w in zip(row, widths, strict=True)) + " |")
+
+
+def emit(result: dict) -> None:
+    """A child process's result, as the last line of its output."""
+    print("RESULT " + json.dumps(result))
+
+
+def parse(output: str) -> dict:
+    return json.loads([line for line in output.splitlines() if line.startswith("RESULT ")][-1][len("RESULT ") :])
