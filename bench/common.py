@@ -12,11 +12,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
 # tiny: the test model. mid: the real audio encoder's width (d_model 1280, 20 heads, ffn 5120) with 2 of its 32
-# layers and a small LM, so that the encoder's share of a step shows roughly as on the 7B model.
+# layers and a small LM, so that the encoder's share of a step shows roughly as on the 7B model. 7b: the sizes of
+# Qwen2-Audio-7B(-Instruct)'s published config.json (a 32-layer Whisper-large-style encoder; a 32-layer LM of
+# width 4096, MLP 11008, 32 heads, vocabulary 156032), random weights, built in memory (GPU only: ~17 GB in bf16).
 MODELS = {
     "tiny": {"hidden_size": 64},
     "mid": {"hidden_size": 256, "encoder_width": 1280, "encoder_layers": 2},
+    "7b": {"hidden_size": 4096, "encoder_width": 1280, "encoder_layers": 32},
 }
+TEXT_7B = {"intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+           "vocab_size": 156032, "max_position_embeddings": 8192}  # fmt: skip
 
 
 def build_model(name: str, folder: Path) -> str:
@@ -25,6 +30,35 @@ def build_model(name: str, folder: Path) -> str:
     if not (folder / "config.json").is_file():
         tiny.build(str(folder), **MODELS[name])
     return str(folder)
+
+
+def load(name: str, work: Path, fast_audio_encoder: bool):
+    """(model on the device, processor, device). tiny and mid go through a saved folder, as training loads them."""
+    from transformers import Qwen2AudioForConditionalGeneration
+
+    from r1_aqa import tiny
+    from r1_aqa.fast_audio import enable_fast_audio
+    from r1_aqa.models import load_model, load_processor
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    dtype = torch.bfloat16 if device == "cuda" else torch.float32
+    if name != "7b":
+        folder = build_model(name, work / name)
+        model = load_model(folder, str(dtype).removeprefix("torch."), fast_audio_encoder=fast_audio_encoder)
+        return model.to(device), load_processor(folder), device
+    processor = tiny.build_processor()
+    config = tiny.build_config(processor, MODELS[name]["hidden_size"], 1280, 32, TEXT_7B)
+    torch.manual_seed(0)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = Qwen2AudioForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(default)
+    if fast_audio_encoder:
+        enable_fast_audio(model)
+    return model, processor, device
 
 
 def write_clips(folder: Path, seconds: list[float], seed: int = 0) -> list[Path]:

@@ -30,7 +30,6 @@ def child(args) -> None:
 
     from r1_aqa import processing
     from r1_aqa import trainer as trainer_module
-    from r1_aqa.models import load_model, load_processor
     from r1_aqa.runs import DataArguments, build_dataset
     from r1_aqa.trainer import AudioGRPOTrainer
 
@@ -83,12 +82,18 @@ def child(args) -> None:
         generation_kwargs={"min_new_tokens": args.new_tokens}, temperature=1.0, top_k=50, learning_rate=1e-6,
         max_steps=args.warmup_steps + args.steps, save_strategy="no", report_to="none", logging_steps=1, seed=0,
     )  # fmt: skip
-    model = load_model(args.model_dir, "bfloat16" if cuda else "float32", fast_audio_encoder=not original)
+    model, processor, _ = common.load(args.model, Path(args.work), fast_audio_encoder=not original)
     clock = StepClock()
+    peft_config = None
+    if args.lora:
+        from peft import LoraConfig
+
+        peft_config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
     trainer = AudioGRPOTrainer(
-        model=model, processing_class=load_processor(args.model_dir),
+        model=model, processing_class=processor,
         reward_funcs=[lambda completions, **kw: [float(len(str(c))) for c in completions]],
         args=config, train_dataset=build_dataset(DataArguments(data_file=args.data_file)), callbacks=[clock],
+        peft_config=peft_config,
     )  # fmt: skip
     trainer._tokenize_prompts = timed(trainer._tokenize_prompts, lambda: "audio + features")
     trainer._generate_single_turn = timed(trainer._generate_single_turn, lambda: "generation")
@@ -100,12 +105,11 @@ def child(args) -> None:
     trainer.train()
     timings["other"] = clock.total - sum(v for k, v in timings.items() if k != "other")
     completions = 16 * clock.steps  # 2 micro-steps x 8 completions per optimizer step
-    tokens = sum(e.get("completions/mean_length", 0) for e in trainer.state.log_history[-clock.steps :])
     common.emit({
         "mode": args.mode, "steps": clock.steps, "seconds_per_step": clock.total / clock.steps,
         "stages": {k: v / clock.steps for k, v in timings.items()},
         "completions_per_second": completions / clock.total,
-        "new_tokens_per_second": 16 * tokens / clock.total,
+        "new_tokens_per_second": completions * args.new_tokens / clock.total,  # min = max new tokens
         "peak_memory_mb": common.peak_memory_mb(), "device": common.device_name(),
     })  # fmt: skip
 
@@ -117,8 +121,8 @@ def main() -> None:
     parser.add_argument("--warmup-steps", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=10.0)
     parser.add_argument("--new-tokens", type=int, default=32)
+    parser.add_argument("--lora", action="store_true", help="train a LoRA adapter (how a 7B step fits one GPU)")
     parser.add_argument("--mode", help=argparse.SUPPRESS)
-    parser.add_argument("--model-dir", help=argparse.SUPPRESS)
     parser.add_argument("--data-file", help=argparse.SUPPRESS)
     parser.add_argument("--work", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -127,7 +131,8 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
-        model_dir = common.build_model(args.model, work / "model")
+        if args.model != "7b":
+            common.build_model(args.model, work / args.model)  # once, for both runs
         prompts = 2 * (args.warmup_steps + args.steps)  # 2 prompts per optimizer step
         clips = common.write_clips(work / "clips", [args.clip_seconds] * prompts)
         from conftest import training_row, write_jsonl
@@ -135,16 +140,18 @@ def main() -> None:
         data_file = write_jsonl(work / "data.jsonl", [training_row(i, str(p)) for i, p in enumerate(clips)])
         results = {}
         for mode in ("original", "this project"):
-            command = [sys.executable, __file__, "--mode", mode, "--model-dir", model_dir, "--data-file",
+            command = [sys.executable, __file__, "--mode", mode, "--model", args.model, "--data-file",
                        str(data_file), "--work", str(work), "--steps", str(args.steps), "--warmup-steps",
                        str(args.warmup_steps), "--new-tokens", str(args.new_tokens)]  # fmt: skip
+            command += ["--lora"] if args.lora else []
             run = subprocess.run(command, capture_output=True, text=True)
             if run.returncode:
                 sys.exit(f"{mode} run failed:\n{run.stderr[-3000:]}")
             results[mode] = common.parse(run.stdout)
 
     original, ours = results["original"], results["this project"]
-    title = (f"GRPO step, model '{args.model}', {args.clip_seconds:g}-s clips, 16 completions x {args.new_tokens} "
+    kind = "GRPO step (LoRA)" if args.lora else "GRPO step"
+    title = (f"{kind}, model '{args.model}', {args.clip_seconds:g}-s clips, 16 completions x {args.new_tokens} "
              f"new tokens per step, {args.steps} measured steps, {ours['device']}")  # fmt: skip
     rows = [[stage, f"{original['stages'][stage]:.2f}", f"{ours['stages'][stage]:.2f}",
              f"{original['stages'][stage] / max(ours['stages'][stage], 1e-9):.2f}x"] for stage in STAGES]  # fmt: skip

@@ -70,18 +70,19 @@ def build_processor(chunk_length: int = 30) -> Qwen2AudioProcessor:
     return Qwen2AudioProcessor(feature_extractor=feature_extractor, tokenizer=build_tokenizer())
 
 
-def build_model(
+def build_config(
     processor: Qwen2AudioProcessor,
     hidden_size: int = 64,
-    seed: int = 0,
     encoder_width: int | None = None,
     encoder_layers: int = 2,
-):
-    """`encoder_width=1280` gives the real encoder's layer shape (20 heads, ffn 5120); by default it is hidden_size."""
+    text: dict | None = None,
+) -> Qwen2AudioConfig:
+    """`encoder_width=1280` gives the real encoder's layer shape (20 heads, ffn 5120); by default it is hidden_size.
+    `text` overrides the language model's sizes (bench/ uses the 7B model's)."""
     tokenizer = processor.tokenizer
     chunk_frames = processor.feature_extractor.nb_max_frames  # mel frames in one padded clip
     width = encoder_width or hidden_size
-    config = Qwen2AudioConfig(
+    return Qwen2AudioConfig(
         audio_config={
             "d_model": width,
             "encoder_layers": encoder_layers,
@@ -100,9 +101,21 @@ def build_model(
             "vocab_size": len(tokenizer),
             "max_position_embeddings": 4096,
             "tie_word_embeddings": False,
+            **(text or {}),
         },
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
     )
+
+
+def build_model(
+    processor: Qwen2AudioProcessor,
+    hidden_size: int = 64,
+    seed: int = 0,
+    encoder_width: int | None = None,
+    encoder_layers: int = 2,
+):
+    tokenizer = processor.tokenizer
+    config = build_config(processor, hidden_size, encoder_width, encoder_layers)
     torch.manual_seed(seed)
     model = Qwen2AudioForConditionalGeneration(config)
     model.generation_config = GenerationConfig(
