@@ -74,10 +74,10 @@ def child(args) -> None:
             counting["on"] = state.global_step >= args.warmup_steps  # the first steps warm caches up
             self.last = now
 
-    cuda = torch.cuda.is_available()
+    cuda = torch.cuda.is_available()  # on a GPU: bf16, and checkpointing for the 7B model's activations
     config = GRPOConfig(
         output_dir=str(Path(args.work) / f"out-{args.mode}"), use_cpu=not cuda, bf16=cuda,
-        gradient_checkpointing=False, per_device_train_batch_size=8, num_generations=8,
+        gradient_checkpointing=cuda, per_device_train_batch_size=8, num_generations=8,
         gradient_accumulation_steps=2, beta=0.04, loss_type="grpo", max_completion_length=args.new_tokens,
         generation_kwargs={"min_new_tokens": args.new_tokens}, temperature=1.0, top_k=50, learning_rate=1e-6,
         max_steps=args.warmup_steps + args.steps, save_strategy="no", report_to="none", logging_steps=1, seed=0,

@@ -1,0 +1,26 @@
+"""The benchmarks still run end to end (on the tiny model, a few seconds' work). No timing is asserted."""
+
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+BENCH = Path(__file__).resolve().parents[1] / "bench"
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "command",
+    [
+        ["grpo_step.py", "--model", "tiny", "--steps", "1", "--new-tokens", "4", "--clip-seconds", "2"],
+        ["inference.py", "--model", "tiny", "--batch-sizes", "2", "--clips", "4", "--new-tokens", "4"],
+    ],
+    ids=["grpo_step", "inference"],
+)
+def test_benchmark_prints_its_table(command):
+    result = subprocess.run([sys.executable, str(BENCH / command[0]), *command[1:]], capture_output=True, text=True,
+                            timeout=600)  # fmt: skip
+    assert result.returncode == 0, result.stderr[-3000:]
+    table = [line for line in result.stdout.splitlines() if line.startswith("|")]
+    assert len(table) >= 3 and "x" in table[-1] + table[2], result.stdout[-2000:]
