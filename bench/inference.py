@@ -4,7 +4,8 @@
     .venv/bin/python bench/inference.py --model mid --batch-sizes 1 4 8  # the real encoder width; a few minutes
 
 Greedy decoding of a fixed number of new tokens (so both paths generate the same amount), the project's prompt,
-clips read from disk and featurized inside the timed loop, as `r1_aqa.evaluate` does. The two paths run in the
+clips read from disk and featurized inside the timed loop and batched in order of length, as `r1_aqa.evaluate`
+does (`--unsorted` batches them in file order). The two paths run in the
 same process on the same weights, alternating, so the ratio is measured under the same conditions.
 """
 
@@ -39,11 +40,14 @@ def main() -> None:
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--clip-seconds", type=float, nargs="+", default=[10.0], help="lengths, cycled over clips")
     parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--unsorted", action="store_true", help="batch clips in file order, not by length")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         lengths = [args.clip_seconds[i % len(args.clip_seconds)] for i in range(args.clips)]
+        if not args.unsorted:
+            lengths.sort()
         clips = common.write_clips(work / "clips", lengths)
         conversations = [messages(str(p), "What is the sound?", ["dog", "car", "rain", "bell"]) for p in clips]
         model, processor, _ = common.load(args.model, work, fast_audio_encoder=False)
@@ -57,8 +61,10 @@ def main() -> None:
             enable_fast_audio(model)
             fast = throughput(model, processor, conversations, batch_size, args.new_tokens)
             rows.append([batch_size, f"{stock:.2f}", f"{fast:.2f}", f"{fast / stock:.2f}x"])
-    title = (f"Inference, model '{args.model}', {args.clips} clips of {'/'.join(f'{s:g}' for s in args.clip_seconds)}"
-             f" s, {args.new_tokens} new tokens each, greedy, {common.device_name()}")  # fmt: skip
+    order = "file order" if args.unsorted else "batched by length"
+    seconds = "/".join(f"{s:g}" for s in args.clip_seconds)
+    title = (f"Inference, model '{args.model}', {order}, {args.clips} clips of {seconds} s, {args.new_tokens} new "
+             f"tokens each, greedy, {common.device_name()}")  # fmt: skip
     common.print_table(title, ["batch size", "clips/s stock", "clips/s fast", "ratio"], rows)
 
 

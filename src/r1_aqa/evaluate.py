@@ -18,6 +18,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import numpy as np
+import soundfile
 import torch
 from tqdm import tqdm
 from transformers import set_seed
@@ -93,7 +94,10 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
             return finished
     partial = destination.with_suffix(".partial.jsonl")
     done = read_partial(partial)
-    todo = [item for item in items if item["id"] not in done]
+    # Clips of similar length batched together: the audio encoder then runs to each batch's longest clip only.
+    todo = sorted(
+        (item for item in items if item["id"] not in done), key=lambda i: soundfile.info(i["audio_path"]).frames
+    )
     if done:
         logger.info("%s: resuming, %d of %d items already answered", destination, len(items) - len(todo), len(items))
     description = f"{destination.parent.name}/{destination.stem}"
