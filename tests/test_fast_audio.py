@@ -2,7 +2,9 @@
 
 import copy
 
+import numpy as np
 import pytest
+import soundfile
 import torch
 from conftest import training_row, write_clip, write_jsonl
 
@@ -70,6 +72,23 @@ def test_fast_encoder_matches_the_stock_one(tiny_model_dir, batch, dtype, tolera
         # Relative to the tensor's largest entry: conv1's gradient entries reach ~10, where float32 holds ~7 digits.
         scale = max(grad.abs().max().item(), 1.0)
         assert (grad - fast_grads[name]).abs().max() <= tolerance * scale, name
+
+
+def test_silences_of_different_lengths_are_not_shared(tiny_model_dir, tmp_path):
+    # Zero-valued clips have equal features at every frame; only their masks tell them apart (the silent floor).
+    processor = load_processor(tiny_model_dir)
+    rows = []
+    for index, seconds in enumerate((0.5, 2.0)):
+        soundfile.write(str(tmp_path / f"s{index}.wav"), np.zeros(int(seconds * 16_000), dtype=np.float32), 16_000)
+        rows.append(training_row(index, f"s{index}.wav"))
+    prompts = [to_grpo_row(r, "answer", True)["prompt"] for r in load_rows(write_jsonl(tmp_path / "s.jsonl", rows))]
+    batch = dict(encode(processor, prompts))
+    stock = load_model(tiny_model_dir, "float32", fast_audio_encoder=False)
+    fast = copy.deepcopy(stock)
+    fast_audio.enable_fast_audio(fast)
+    with torch.no_grad():
+        difference = (stock(**batch).logits - fast(**batch).logits)[batch["attention_mask"].bool()].abs().max()
+    assert difference <= 1e-5
 
 
 def test_without_the_margin_the_outputs_differ(tiny_model_dir, batch, monkeypatch):

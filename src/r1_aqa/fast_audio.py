@@ -30,7 +30,7 @@ def trimmed_length(feature_attention_mask: torch.Tensor, frames: int) -> int:
 
 def _first_occurrences(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(index of the first row of each distinct value, which distinct value each row is)."""
-    _, inverse = torch.unique(rows.flatten(1), dim=0, return_inverse=True)
+    _, inverse = torch.unique(rows, dim=0, return_inverse=True)
     positions = torch.arange(rows.size(0), device=rows.device)
     first = torch.full((int(inverse.max()) + 1,), rows.size(0), dtype=positions.dtype, device=rows.device)
     first = first.scatter_reduce(0, inverse, positions, reduce="amin")
@@ -42,7 +42,12 @@ def _first_occurrences(rows: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _encoder_forward(self, input_features: torch.Tensor, attention_mask=None, **kwargs):
     """The stock encoder's computation, for any even number of frames up to its maximum, once per distinct clip."""
-    first, which = _first_occurrences(input_features)
+    # Rows are the same clip when features and key mask agree: silence padded to two lengths has equal features.
+    keys = input_features.flatten(1)
+    if isinstance(attention_mask, torch.Tensor) and attention_mask.size(0) == keys.size(0):
+        key_mask = attention_mask[:, 0, 0, :] if attention_mask.dim() == 4 else attention_mask.flatten(1)
+        keys = torch.cat([keys, key_mask.to(keys.dtype)], dim=1)
+    first, which = _first_occurrences(keys)
     shared = first.numel() < input_features.size(0)
     if shared:
         input_features = input_features[first]
