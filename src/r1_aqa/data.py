@@ -11,13 +11,12 @@ row it could not, so no row is lost silently.
 
 import argparse
 import json
-import os
 import sys
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 from r1_aqa.audio import AudioError, load_audio
+from r1_aqa.files import write_jsonl
 from r1_aqa.prompts import messages
 
 FIELDS = (
@@ -147,20 +146,6 @@ def find_audio(video_name: str, audio_dir: Path) -> Path | None:
     return None
 
 
-def write_jsonl_atomic(path: Path, rows: list[dict]) -> None:
-    """Write to a temporary file in the same folder, then rename: a reader never sees half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            for row in rows:
-                out.write(json.dumps(row, ensure_ascii=False) + "\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
-
-
 def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: bool = True) -> tuple[int, int]:
     """AVQA `train_qa.json` + a folder of clips -> training JSON lines and a rejects file. Returns (kept, rejected)."""
     try:
@@ -186,8 +171,8 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: boo
             rejects.append({"index": index, "id": item.get("id"), "reason": "; ".join(problems), "item": item})
         else:
             kept.append(row)
-    write_jsonl_atomic(output, kept)
-    write_jsonl_atomic(rejects_path(output), rejects)
+    write_jsonl(output, kept)
+    write_jsonl(rejects_path(output), rejects)
     return len(kept), len(rejects)
 
 

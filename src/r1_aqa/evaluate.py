@@ -24,7 +24,8 @@ from tqdm import tqdm
 from transformers import set_seed
 from trl import TrlParser
 
-from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items, write_json_atomic
+from r1_aqa.files import write_json
+from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items
 from r1_aqa.models import load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import INSTRUCTIONS, extract_answer, messages
@@ -121,7 +122,7 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
          "model_prediction": extract_answer(done[item["id"]])}
         for item in items
     ]  # fmt: skip
-    write_json_atomic(destination, predictions)
+    write_json(destination, predictions)
     partial.unlink()
     return predictions
 
@@ -149,7 +150,7 @@ def main(args: EvalArguments) -> dict:
     metrics["format"] = {"matching": matching, "count": len(predictions), "rate": 100.0 * matching / len(predictions)}
     metrics.update(model=args.model_name_or_path, prompt_style=args.prompt_style, decoding=args.decoding(),
                    evaluation=asdict(args))  # fmt: skip
-    write_json_atomic(output_dir / "metrics.json", metrics)
+    write_json(output_dir / "metrics.json", metrics)
     print(format_metrics(metrics))
     return metrics
 

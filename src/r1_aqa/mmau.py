@@ -12,15 +12,14 @@ instead of being left out of every total.
 import argparse
 import hashlib
 import json
-import os
 import random
 import sys
-import tempfile
 from collections import defaultdict
 from importlib import resources
 from pathlib import Path
 
 from r1_aqa.audio import AudioError, load_audio
+from r1_aqa.files import write_json
 from r1_aqa.scoring import mmau_match
 
 BENCHMARK_KEYS = (
@@ -54,21 +53,6 @@ def read_items(path: str | Path, what: str = "MMAU file") -> list[dict]:
         if "id" not in item:
             raise MMAUError(f"{path}: item {index} has no id")
     return items
-
-
-def write_json_atomic(path: str | Path, value) -> None:
-    """Write to a temporary file beside `path`, then rename: never a half-written file under the final name."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as out:
-            json.dump(value, out, indent=2, ensure_ascii=False)
-            out.write("\n")
-        os.replace(temporary, path)
-    except BaseException:
-        os.unlink(temporary)
-        raise
 
 
 def fingerprint(item: dict) -> str:
@@ -118,7 +102,7 @@ def prepare(mmau_json: Path, audio_dir: Path, output: Path, skip_missing: bool =
             f"{mmau_json}: {len(problems)} of {len(items)} clips missing or unreadable "
             f"(--skip-missing leaves them out):\n{listed}"
         )
-    write_json_atomic(output, kept)
+    write_json(output, kept)
     return {"benchmark": detect_version(items), "kept": len(kept), "skipped": sorted(problems)}
 
 
@@ -231,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     metrics["predictions"] = str(args.predictions)
     if args.output:
-        write_json_atomic(args.output, metrics)
+        write_json(args.output, metrics)
     print(format_metrics(metrics))
     return 0
 

@@ -12,6 +12,7 @@ from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
 from r1_aqa.data import DataError, load_rows, to_grpo_row
+from r1_aqa.files import write_atomic
 from r1_aqa.prompts import INSTRUCTIONS
 
 logger = logging.getLogger(__name__)
@@ -60,8 +61,7 @@ class SaveResolvedConfig(TrainerCallback):
     def on_save(self, args, state, control, **kwargs):
         if state.is_world_process_zero:
             folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
-            with open(os.path.join(folder, RESOLVED_CONFIG), "w") as out:
-                out.write(self.text)
+            write_atomic(os.path.join(folder, RESOLVED_CONFIG), self.text)
 
 
 def train_and_save(trainer, data_args: DataArguments, groups: dict) -> None:
@@ -74,8 +74,7 @@ def train_and_save(trainer, data_args: DataArguments, groups: dict) -> None:
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(output_dir)
     if trainer.accelerator.is_main_process:
-        with open(os.path.join(output_dir, RESOLVED_CONFIG), "w") as out:
-            yaml.safe_dump(groups, out, sort_keys=False)
+        write_atomic(os.path.join(output_dir, RESOLVED_CONFIG), yaml.safe_dump(groups, sort_keys=False))
 
 
 def run_cli(main, argument_classes: tuple) -> None:
