@@ -230,6 +230,7 @@ def test_one_step_changes_every_trainable_parameter(tiny_model_dir, train_file, 
         {"num_iterations": 2},  # why: the old-policy pass runs only when batches are reused
         {"gradient_accumulation_steps": 2, "per_device_train_batch_size": 4},  # why: micro-batches split the clips
         {"use_peft": True, "beta": 0.04},  # why: LoRA's reference is the base model with the adapter disabled
+        {"gradient_checkpointing": True},  # why: the paper's recipe recomputes activations, audio encoder included
         *[{"loss_type": loss} for loss in ("grpo", "bnpo", "dr_grpo", "dapo", "cispo", "sapo", "luspo", "vespo")],
     ],
     ids=lambda o: ",".join(f"{k}={v}" for k, v in o.items()),
