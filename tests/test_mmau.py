@@ -136,6 +136,7 @@ def test_floors_sit_beside_the_models_figures():
         ("{not json", "is not valid JSON"),  # why: a truncated or hand-edited file
         ('{"id": 1}', "must be a JSON list"),  # why: one object instead of a list
         ('[{"model_output": "x"}]', "item 0 has no id"),  # why: cannot be matched to a question
+        ('[{"id": "a", "answer": "x", "choices": ["x"], "model_output": "x"}]', "item a lacks task"),  # why: no groups
     ],
 )
 def test_bad_predictions_file_is_named_in_the_error(tmp_path, capsys, content, message):

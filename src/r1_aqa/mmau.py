@@ -154,14 +154,24 @@ def metrics_for(predictions: list[dict], silence: list[dict] | None = None, fiel
 def join_benchmark(predictions: list[dict], benchmark: list[dict] | None, path: Path) -> list[dict]:
     """Raw predictions ({id, model_output}) get the benchmark's keys by id; full items pass through."""
     if all("answer" in item and "choices" in item for item in predictions):
-        return predictions
+        return _checked(predictions, path)
     if benchmark is None:
         raise MMAUError(f"{path}: items lack answer/choices; give the benchmark file with --benchmark to join by id")
     by_id = {item["id"]: item for item in benchmark}
     unknown = [item["id"] for item in predictions if item["id"] not in by_id]
     if unknown:
         raise MMAUError(f"{path}: ids not in the benchmark file: {', '.join(map(str, unknown[:10]))}")
-    return [{**by_id[item["id"]], **item} for item in predictions]
+    return _checked([{**by_id[item["id"]], **item} for item in predictions], path)
+
+
+def _checked(items: list[dict], path: Path) -> list[dict]:
+    for item in items:
+        absent = [key for key in ("answer", "choices", *GROUPS) if key not in item]
+        if absent:
+            raise MMAUError(f"{path}: item {item['id']} lacks {', '.join(absent)}")
+        if not isinstance(item["choices"], list) or not all(isinstance(c, str) for c in item["choices"]):
+            raise MMAUError(f"{path}: item {item['id']}: choices must be a list of strings")
+    return items
 
 
 def format_metrics(metrics: dict) -> str:
