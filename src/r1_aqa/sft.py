@@ -13,6 +13,7 @@ from dataclasses import dataclass
 import torch
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
+from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.models import AudioModelConfig, load_model_from, load_processor
 from r1_aqa.processing import encode
 from r1_aqa.prompts import drop_null_keys
@@ -70,13 +71,17 @@ class AudioSFTCollator:
         return batch
 
 
+class AudioSFTTrainer(CheckpointLoading, SFTTrainer):
+    """TRL's SFTTrainer; resuming restores the checkpoint's weights (see r1_aqa.checkpoints)."""
+
+
 def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: AudioModelConfig) -> None:
     groups = resolved(data=data_args, training=training_args, model=model_args)
     processor = load_processor(model_args.model_name_or_path, revision=model_args.model_revision)
     # The collator tokenizes on the fly, from file paths: TRL must neither pre-tokenize nor drop the columns.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
-    trainer = SFTTrainer(
+    trainer = AudioSFTTrainer(
         model=load_model_from(model_args),
         processing_class=processor,
         args=training_args,

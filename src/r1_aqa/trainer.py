@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import torch
 from trl import GRPOTrainer
 
+from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.fast_audio import enable_fast_audio, is_fast_audio_enabled
 from r1_aqa.processing import encode
 
@@ -24,7 +25,7 @@ OVERRIDDEN_HOOKS = (
 )
 
 
-class AudioGRPOTrainer(GRPOTrainer):
+class AudioGRPOTrainer(CheckpointLoading, GRPOTrainer):
     """GRPO on prompts of the form [user: (audio clip, question text)], as built by `r1_aqa.prompts.messages`."""
 
     def __init__(self, model, *args, **kwargs):

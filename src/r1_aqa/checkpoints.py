@@ -1,0 +1,110 @@
+"""Checkpoints: loading a saved model back into a resumed run, and finding the last complete checkpoint-N.
+
+transformers 5 saves a model under the key names of its published checkpoints (`save_pretrained` reverts the
+renaming `from_pretrained` applies: Qwen2-Audio's `audio_tower.*` is `model.audio_tower.*` in memory), but
+`Trainer._load_from_checkpoint` loads the file with `load_state_dict(strict=False)` as it is: no key matches, a
+warning is logged and the run goes on with its initial weights. `CheckpointLoading` applies the model's renaming
+first and stops the run if any key is left over or missing. DeepSpeed and FSDP restore weights their own way and
+PEFT checkpoints hold adapters only; those paths stay upstream's.
+"""
+
+import json
+import logging
+import os
+
+import safetensors.torch
+import torch
+from transformers.conversion_mapping import get_model_conversion_mapping
+from transformers.core_model_loading import WeightConverter, WeightRenaming, rename_source_key
+from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
+
+logger = logging.getLogger(__name__)
+
+
+class CheckpointError(RuntimeError):
+    """A checkpoint that cannot be restored as saved; the message names the folder and the keys."""
+
+
+def _saved_state_dict(folder: str) -> dict[str, torch.Tensor] | None:
+    """Every tensor of a safetensors checkpoint (one file or sharded), on the CPU; None if there is none."""
+    single = os.path.join(folder, SAFE_WEIGHTS_NAME)
+    if os.path.isfile(single):
+        return safetensors.torch.load_file(single, device="cpu")
+    index = os.path.join(folder, SAFE_WEIGHTS_INDEX_NAME)
+    if not os.path.isfile(index):
+        return None
+    with open(index, encoding="utf-8") as handle:
+        shards = sorted(set(json.load(handle)["weight_map"].values()))
+    state_dict = {}
+    for shard in shards:
+        state_dict.update(safetensors.torch.load_file(os.path.join(folder, shard), device="cpu"))
+    return state_dict
+
+
+def to_model_keys(model, state_dict: dict[str, torch.Tensor], folder: str) -> dict[str, torch.Tensor]:
+    """Rename saved keys as `from_pretrained` would for this model (renamings only: no family here fuses weights)."""
+    transforms = get_model_conversion_mapping(model)
+    renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
+    converters = [t for t in transforms if isinstance(t, WeightConverter)]
+    renamed = {}
+    for key, tensor in state_dict.items():
+        target, converted = rename_source_key(key, renamings, converters)
+        if converted is not None:
+            raise CheckpointError(
+                f"{folder}: key {key} needs a weight conversion ({converted}) that resuming without DeepSpeed "
+                "does not apply; resume under DeepSpeed or load the checkpoint with from_pretrained"
+            )
+        renamed[target] = tensor
+    return renamed
+
+
+def _names(keys: list[str], limit: int = 10) -> str:
+    shown = ", ".join(keys[:limit])
+    return shown + (f" ... and {len(keys) - limit} more" if len(keys) > limit else "")
+
+
+def load_weights(model, folder: str) -> None:
+    """Load the full-model checkpoint in `folder` into `model`, every key or an error naming those that do not fit."""
+    state_dict = _saved_state_dict(folder)
+    if state_dict is None:
+        raise CheckpointError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} to resume from")
+    result = model.load_state_dict(to_model_keys(model, state_dict, folder), strict=False)
+    # A tied parameter (lm_head sharing the embeddings) is saved once: missing by name, loaded by storage.
+    loaded = {p.data_ptr() for name, p in model.state_dict().items() if name not in result.missing_keys}
+    missing = [key for key in result.missing_keys if model.state_dict()[key].data_ptr() not in loaded]
+    if missing or result.unexpected_keys:
+        raise CheckpointError(
+            f"{folder} does not fit the model being trained: "
+            + "; ".join(
+                part
+                for part in (
+                    f"{len(missing)} model key(s) not in the checkpoint: {_names(missing)}" if missing else "",
+                    f"{len(result.unexpected_keys)} checkpoint key(s) the model lacks: "
+                    f"{_names(result.unexpected_keys)}"
+                    if result.unexpected_keys
+                    else "",
+                )
+                if part
+            )
+        )
+    logger.info("restored %d tensors from %s", len(state_dict), folder)
+
+
+class CheckpointLoading:
+    """Trainer mixin: resuming without DeepSpeed/FSDP restores the checkpoint's weights, or stops naming the keys."""
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        # Upstream loads the saved keys without the model's renaming: nothing matches and the run silently restarts
+        # from its initial weights (only a warning).
+        target = self.model if model is None else model
+        target = self.accelerator.unwrap_model(target) if hasattr(self, "accelerator") else target
+        uses_upstream = (
+            self.is_deepspeed_enabled
+            or self.is_fsdp_enabled
+            or hasattr(target, "peft_config")
+            or not hasattr(target, "config")
+        )
+        if uses_upstream:
+            return super()._load_from_checkpoint(resume_from_checkpoint, model)
+        load_weights(target, resume_from_checkpoint)
+
