@@ -11,6 +11,7 @@ PEFT checkpoints hold adapters only; those paths stay upstream's.
 import json
 import logging
 import os
+import re
 
 import safetensors.torch
 import torch
@@ -19,6 +20,9 @@ from transformers.core_model_loading import WeightConverter, WeightRenaming, ren
 from transformers.utils import SAFE_WEIGHTS_INDEX_NAME, SAFE_WEIGHTS_NAME
 
 logger = logging.getLogger(__name__)
+CHECKPOINT_NAME = re.compile(r"checkpoint-(\d+)")
+# Written into each checkpoint-N after all its other files, on every process: its presence means the save finished.
+COMPLETE_MARKER = "resolved_config.yaml"
 
 
 class CheckpointError(RuntimeError):
@@ -108,3 +112,19 @@ class CheckpointLoading:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         load_weights(target, resume_from_checkpoint)
 
+
+
+def last_complete_checkpoint(output_dir: str) -> str | None:
+    """The highest `checkpoint-N` in `output_dir` that holds `COMPLETE_MARKER`, written after every other file of it;
+    a higher one without it (a job killed while saving) is skipped and said so."""
+    steps = {}
+    for name in os.listdir(output_dir) if os.path.isdir(output_dir) else []:
+        match = CHECKPOINT_NAME.fullmatch(name)
+        if match and os.path.isdir(os.path.join(output_dir, name)):
+            steps[int(match.group(1))] = os.path.join(output_dir, name)
+    for step in sorted(steps, reverse=True):
+        if os.path.isfile(os.path.join(steps[step], COMPLETE_MARKER)):
+            return steps[step]
+        logger.warning("skipping %s: no %s, so it was not saved whole (killed while saving?)", steps[step],
+                       COMPLETE_MARKER)  # fmt: skip
+    return None

@@ -6,17 +6,18 @@ import sys
 from dataclasses import asdict, dataclass, field
 
 import yaml
+from accelerate import PartialState
 from datasets import Dataset
 from transformers import TrainerCallback
-from transformers.trainer_utils import get_last_checkpoint
 from trl import TrlParser
 
+from r1_aqa.checkpoints import COMPLETE_MARKER, CheckpointError, last_complete_checkpoint
 from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.files import write_atomic
 from r1_aqa.prompts import INSTRUCTIONS
 
 logger = logging.getLogger(__name__)
-RESOLVED_CONFIG = "resolved_config.yaml"
+RESOLVED_CONFIG = COMPLETE_MARKER  # the resolved config doubles as the marker of a whole checkpoint
 
 
 @dataclass
@@ -53,12 +54,14 @@ def resolved(**groups) -> dict:
 
 
 class SaveResolvedConfig(TrainerCallback):
-    """Write every argument group next to each checkpoint, so any result traces back to its exact run."""
+    """Write every argument group next to each checkpoint, so any result traces back to its exact run. Written
+    last, once every process has written its part (ZeRO shards), it also marks the checkpoint as complete."""
 
     def __init__(self, groups: dict):
         self.text = yaml.safe_dump(groups, sort_keys=False)
 
     def on_save(self, args, state, control, **kwargs):
+        PartialState().wait_for_everyone()
         if state.is_world_process_zero:
             folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
             write_atomic(os.path.join(folder, RESOLVED_CONFIG), self.text)
@@ -69,8 +72,8 @@ def train_and_save(trainer, data_args: DataArguments, groups: dict) -> None:
     output_dir = trainer.args.output_dir
     checkpoint = trainer.args.resume_from_checkpoint
     if data_args.resume and checkpoint is None and os.path.isdir(output_dir):
-        checkpoint = get_last_checkpoint(output_dir)
-        logger.info("resuming from %s", checkpoint or "scratch (no checkpoint yet)")
+        checkpoint = last_complete_checkpoint(output_dir)
+        logger.info("resuming from %s", checkpoint or "scratch (no complete checkpoint yet)")
     trainer.train(resume_from_checkpoint=checkpoint)
     trainer.save_model(output_dir)
     if trainer.accelerator.is_main_process:
@@ -78,10 +81,11 @@ def train_and_save(trainer, data_args: DataArguments, groups: dict) -> None:
 
 
 def run_cli(main, argument_classes: tuple) -> None:
-    """Parse `--config recipe.yaml` plus overrides into the dataclasses, then run; bad data exits 2, no traceback."""
+    """Parse `--config recipe.yaml` plus overrides into the dataclasses, then run; bad data or a checkpoint that
+    does not fit exits 2, no traceback."""
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         main(*TrlParser(argument_classes).parse_args_and_config())
-    except DataError as error:
+    except (DataError, CheckpointError) as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)
