@@ -119,3 +119,24 @@ def test_a_checkpoint_key_that_does_not_fit_stops_the_run_naming_it(tiny_model_d
     assert str(checkpoint) in message
     assert "audio_tower.extra_layer.weight" in message
     assert "model." + dropped in message  # named as the model calls it: model.audio_tower.layers.0...
+
+
+def test_lora_resumed_run_holds_the_checkpoints_adapter(tiny_model_dir, train_file, tmp_path):
+    from peft import LoraConfig, PeftModel
+
+    def lora():
+        return LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"])
+
+    rows = grpo_rows(train_file)
+    make_trainer(tiny_model_dir, rows, tmp_path / "run", lora(), max_steps=2, save_strategy="steps", save_steps=1,
+                 learning_rate=1e-2).train()  # fmt: skip
+    checkpoint = tmp_path / "run" / "checkpoint-1"
+    saved = PeftModel.from_pretrained(load_model(tiny_model_dir, "float32"), str(checkpoint)).named_parameters()
+    saved = {name: p.detach() for name, p in saved if "lora_" in name}
+    assert any(p.abs().max() > 0 for name, p in saved.items() if "lora_B" in name), "lora_B still at its zero init"
+
+    trainer = make_trainer(tiny_model_dir, rows, tmp_path / "run", lora(), max_steps=2, learning_rate=1e-2)
+    start = WeightsAtStart()
+    trainer.add_callback(start)
+    trainer.train(resume_from_checkpoint=str(checkpoint))
+    assert max_difference({name: start.weights[name] for name in saved}, saved) == 0.0
