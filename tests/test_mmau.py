@@ -1,6 +1,7 @@
 """MMAU preparation, version detection and scoring against the official rule's verdicts."""
 
 import json
+import os
 import re
 from collections import Counter
 from pathlib import Path
@@ -8,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import write_clip
 
-from r1_aqa import mmau
+from r1_aqa import mmau, summary
 
 FIXTURES = Path(__file__).parent / "fixtures" / "mmau"
 VERSIONS = ("2024-12-09", "2025-03-25", "2025-05-15")
@@ -174,3 +175,45 @@ def test_prepare_names_every_missing_clip_and_writes_nothing(tmp_path, capsys):
     prepared = json.loads(output.read_text())
     assert [item["id"] for item in prepared] == [item["id"] for item in items if item["id"] not in missing]
     assert all(Path(item["audio_path"]).is_file() for item in prepared)
+
+
+def scored(folder: bytes | Path) -> None:
+    """A metrics.json in `folder`, as r1_aqa.evaluate writes it (bytes: a file name that is not UTF-8)."""
+    items = benchmark("2025-05-15")
+    os.makedirs(folder)
+    metrics = mmau.metrics_for([{**item, "model_output": item["answer"]} for item in items])
+    Path(os.fsdecode(folder), "metrics.json").write_text(json.dumps(metrics))
+
+
+def summary_files(run: Path) -> dict[str, bytes]:
+    return {path.name: path.read_bytes() for path in sorted(run.iterdir()) if path.is_file()}
+
+
+def test_a_summary_that_fails_midway_leaves_the_previous_one_whole(tmp_path):
+    run = tmp_path / "run"
+    scored(run / "mmau" / "checkpoint-1")
+    summary.summarize(run)
+    before = summary_files(run)
+    assert set(before) == {"mmau_summary.md", "mmau_summary.csv", "mmau_accuracy.png"}
+    # A folder copied from a system with another file-name encoding: its name cannot be written as UTF-8.
+    scored(os.fsencode(run / "mmau") + b"/base-\xff")
+    with pytest.raises(UnicodeEncodeError):
+        summary.summarize(run)
+    assert summary_files(run) == before  # no half-written table, and no temporary file left
+
+
+def test_a_plot_that_fails_midway_leaves_the_previous_one_whole(tmp_path, monkeypatch):
+    run = tmp_path / "run"
+    scored(run / "mmau" / "checkpoint-1")
+    summary.summarize(run)
+    before = summary_files(run)
+    from matplotlib.figure import Figure
+
+    def full_disk(self, path, **kwargs):
+        Path(path).write_bytes(b"half a png")
+        raise OSError("No space left on device")
+
+    monkeypatch.setattr(Figure, "savefig", full_disk)
+    with pytest.raises(OSError, match="No space"):
+        summary.summarize(run)
+    assert summary_files(run) == before

@@ -10,10 +10,12 @@ checkpoints hold a trainer state with rewards, it also plots the mean reward per
 import csv
 import io
 import json
+import os
 import re
 import sys
 from pathlib import Path
 
+from r1_aqa.files import write_atomic
 from r1_aqa.mmau import ORDER, SELECTION_WARNING
 
 FLOORS = ("first_choice", "random", "silent_audio")
@@ -82,6 +84,16 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines + notes) + "\n"
 
 
+def save_figure(figure, path: Path) -> None:
+    """As `write_atomic` for text: a failed or killed save leaves the previous image whole."""
+    temporary = path.with_name(f".{path.name}.tmp")
+    try:
+        figure.savefig(temporary, format="png", dpi=120)
+        os.replace(temporary, path)
+    finally:
+        temporary.unlink(missing_ok=True)
+
+
 def plot(rows: list[dict], path: Path) -> None:
     import matplotlib
 
@@ -110,7 +122,7 @@ def plot(rows: list[dict], path: Path) -> None:
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path)
     plt.close(figure)
 
 
@@ -138,7 +150,7 @@ def plot_rewards(windows: list[tuple[int, float]], path: Path) -> None:
     axis.set_ylabel(f"mean reward over {REWARD_WINDOW} steps")
     axis.grid(alpha=0.3)
     figure.tight_layout()
-    figure.savefig(path, dpi=120)
+    save_figure(figure, path)
     plt.close(figure)
 
 
@@ -147,13 +159,13 @@ def summarize(run_dir: Path) -> str:
     if not rows:
         raise FileNotFoundError(f"{run_dir}: no mmau/*/metrics.json to summarize")
     table = markdown(rows)
-    (run_dir / "mmau_summary.md").write_text(table)
+    write_atomic(run_dir / "mmau_summary.md", table)
     buffer = io.StringIO()
     names = columns(rows)
     writer = csv.writer(buffer)
     writer.writerow([_header(name) for name in names])
     writer.writerows([[_cell(row[name]) if row[name] is not None else "" for name in names] for row in rows])
-    (run_dir / "mmau_summary.csv").write_text(buffer.getvalue())
+    write_atomic(run_dir / "mmau_summary.csv", buffer.getvalue())
     plot(rows, run_dir / "mmau_accuracy.png")
     windows = reward_windows(run_dir)
     if windows:
