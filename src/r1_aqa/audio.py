@@ -9,12 +9,27 @@ import soxr
 SAMPLING_RATE = 16_000
 # Qwen2-Audio's encoder sees at most 30 s (3000 mel frames); longer clips would be cut by the processor anyway.
 MAX_SECONDS = 30.0
+# Qwen2-Audio (transformers 5.23) gives ((L-1)//2+1-2)//2+1 audio tokens for L = ceil(samples/160) mel frames, and
+# its forward falls back to a legacy merge when no two audio tokens of a batch are adjacent (a GRPO batch is often
+# one clip): 2 tokens need L >= 7, so 6 * 160 + 1 samples (60 ms). 320 samples or fewer give no token at all.
+MIN_SAMPLES = 961
 
 logger = logging.getLogger(__name__)
 
 
 class AudioError(ValueError):
     """An audio file that cannot be used, with the reason in the message."""
+
+
+def header_samples(path: str) -> int:
+    """How many samples `path` gives at 16 kHz, from its header alone (~0.2 ms; decoding is ~3 ms a clip)."""
+    try:
+        info = soundfile.info(path)
+    except Exception as error:  # as in load_audio: soundfile raises several types
+        raise AudioError(f"{path}: audio does not decode ({error})") from error
+    if info.frames <= 0:
+        raise AudioError(f"{path}: audio has no samples")
+    return round(info.frames * SAMPLING_RATE / info.samplerate)  # the length soxr resamples to
 
 
 def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> np.ndarray:

@@ -5,8 +5,9 @@
 
 One JSON object a line with the keys of `FIELDS`; `answer` is an index into `multi_choice`; a relative
 `audio_path` is read relative to the file's own folder. `check` prints `FILE:LINE: reason` per problem and exits 1
-if there is any. `convert-avqa` writes the rows it can use and, beside them, `*.rejects.jsonl` with a reason for each
-row it could not, so no row is lost silently.
+if there is any (it decodes every clip; `--no-decode` reads only their headers, as training does before it starts).
+`convert-avqa` writes the rows it can use and, beside them, `*.rejects.jsonl` with a reason for each row it could
+not, so no row is lost silently.
 """
 
 import argparse
@@ -15,9 +16,10 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from r1_aqa.audio import AudioError, load_audio
+from r1_aqa.audio import MIN_SAMPLES, SAMPLING_RATE, AudioError, header_samples, load_audio
 from r1_aqa.files import write_jsonl
 from r1_aqa.prompts import messages
+from r1_aqa.rewards import _fold as fold_choice  # the accuracy reward's comparison: choices it cannot tell apart
 
 FIELDS = (
     "id",
@@ -32,6 +34,9 @@ FIELDS = (
     "audio_path",
 )
 AUDIO_EXTENSIONS = (".wav", ".flac", ".mp3", ".ogg")
+# How far a clip is checked, cheapest first. A header read catches what crashes a run (no such format, a broken or
+# empty file, a clip too short) for ~0.2 ms a clip; only a full decode finds damage inside the audio data.
+AUDIO_CHECKS = ("exists", "header", "decode")
 
 
 def resolve_audio(row: dict, base_dir: Path) -> Path:
@@ -43,9 +48,11 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names the file and line of every problem."""
 
 
-def row_problems(row, base_dir: Path, decode_audio: bool = True) -> list[str]:
-    """Everything wrong with one parsed row, as short reasons; [] for a usable row. The audio file must exist;
-    with `decode_audio` it must also decode to at least one sample (about 3 ms a clip)."""
+def row_problems(row, base_dir: Path, audio_check: str = "decode") -> list[str]:
+    """Everything wrong with one parsed row, as short reasons; [] for a usable row. The audio file must exist and,
+    unless `audio_check` is "exists", give at least MIN_SAMPLES samples by its header or by decoding it."""
+    if audio_check not in AUDIO_CHECKS:
+        raise ValueError(f"audio_check must be one of {AUDIO_CHECKS}, got {audio_check!r}")
     if not isinstance(row, dict):
         return [f"expected a JSON object, got {type(row).__name__}"]
     missing = [key for key in FIELDS if key not in row]
@@ -57,6 +64,12 @@ def row_problems(row, base_dir: Path, decode_audio: bool = True) -> list[str]:
         problems.append("empty choices: multi_choice must be a non-empty list")
     elif not all(isinstance(choice, str) and choice.strip() for choice in choices):
         problems.append("multi_choice holds an empty or non-string choice")
+    else:
+        folded = [fold_choice(choice) for choice in choices]
+        repeated = [repr(choice) for choice, key in zip(choices, folded, strict=True) if folded.count(key) > 1]
+        if repeated:
+            reason = "case and spacing folded, as the accuracy reward compares them"
+            problems.append(f"duplicate choices {', '.join(repeated)} ({reason})")
     answer = row["answer"]
     if isinstance(answer, bool) or not isinstance(answer, int):
         problems.append(f"answer must be an integer index, got {answer!r}")
@@ -70,17 +83,25 @@ def row_problems(row, base_dir: Path, decode_audio: bool = True) -> list[str]:
         path = resolve_audio(row, base_dir)
         if not path.is_file():
             problems.append(f"audio missing: {path}")
-        elif decode_audio:
+        elif audio_check != "exists":
             try:
-                load_audio(str(path))
+                samples = header_samples(str(path)) if audio_check == "header" else len(load_audio(str(path)))
             except AudioError as error:
                 problems.append(str(error))
+            else:
+                if samples < MIN_SAMPLES:
+                    problems.append(
+                        f"{path}: audio too short: {samples} samples at {SAMPLING_RATE // 1000} kHz, Qwen2-Audio "
+                        f"needs {MIN_SAMPLES} ({1000 * MIN_SAMPLES / SAMPLING_RATE:.0f} ms) for two audio tokens"
+                    )
     return problems
 
 
-def read_rows(path: Path, decode_audio: bool = True) -> Iterator[tuple[int, dict | None, list[str]]]:
+def read_rows(path: Path, audio_check: str = "decode") -> Iterator[tuple[int, dict | None, list[str]]]:
     """(line number, row or None, problems) for each non-blank line."""
-    with open(path, encoding="utf-8") as lines:
+    first_line = {}
+    # utf-8-sig: a byte-order mark, as some Windows editors write, is no reason to refuse line 1.
+    with open(path, encoding="utf-8-sig") as lines:
         for number, line in enumerate(lines, start=1):
             if not line.strip():
                 continue
@@ -89,27 +110,38 @@ def read_rows(path: Path, decode_audio: bool = True) -> Iterator[tuple[int, dict
             except json.JSONDecodeError as error:
                 yield number, None, [f"not JSON ({error.msg} at column {error.colno})"]
                 continue
-            yield number, row, row_problems(row, path.parent, decode_audio)
+            problems = row_problems(row, path.parent, audio_check)
+            if isinstance(row, dict) and "id" in row:
+                key = str(row["id"])  # to_grpo_row keys rows by str(id), so 7 and "7" are one id
+                if key in first_line:
+                    problems.append(f"duplicate id {row['id']!r} (first on line {first_line[key]})")
+                first_line.setdefault(key, number)
+            yield number, row, problems
 
 
-def check(path: Path, decode_audio: bool = True) -> list[str]:
+def check(path: Path, audio_check: str = "decode") -> list[str]:
     """All problems of a file as `FILE:LINE: reason` lines."""
     if not path.is_file():
         return [f"{path}: no such file"]
     report = [
-        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, decode_audio) for problem in problems
+        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, audio_check) for problem in problems
     ]
     return report
 
 
-def load_rows(path: str | Path, decode_audio: bool = False) -> list[dict]:
-    """The rows of a valid file, with absolute audio paths; raises ValueError listing every problem otherwise."""
+def load_rows(path: str | Path, audio_check: str = "header") -> list[dict]:
+    """The rows of a valid file, with absolute audio paths; raises DataError listing every problem otherwise.
+    Training calls it before loading the model, so a clip that would crash the run hours in stops it at once."""
     path = Path(path)
-    report = check(path, decode_audio)
+    if not path.is_file():
+        raise DataError(f"{path}: no such file")
+    rows, report = [], []
+    for number, row, problems in read_rows(path, audio_check):
+        rows.append(row)
+        report += [f"{path}:{number}: {problem}" for problem in problems]
     if report:
         shown = "\n".join(report[:20]) + (f"\n... and {len(report) - 20} more" if len(report) > 20 else "")
         raise DataError(f"{path} is not a valid training file (run `python -m r1_aqa.data check {path}`):\n{shown}")
-    rows = [row for _, row, _ in read_rows(path, decode_audio=False)]
     if not rows:
         raise DataError(f"{path} holds no rows")
     for row in rows:
@@ -146,7 +178,7 @@ def find_audio(video_name: str, audio_dir: Path) -> Path | None:
     return None
 
 
-def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: bool = True) -> tuple[int, int]:
+def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, audio_check: str = "decode") -> tuple[int, int]:
     """AVQA `train_qa.json` + a folder of clips -> training JSON lines and a rejects file. Returns (kept, rejected)."""
     try:
         items = json.loads(qa_file.read_text(encoding="utf-8"))
@@ -154,11 +186,12 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: boo
         raise DataError(f"{qa_file}: cannot read AVQA annotations ({error})") from error
     if not isinstance(items, list):
         raise DataError(f"{qa_file}: expected a JSON list of questions, got {type(items).__name__}")
-    kept, rejects = [], []
+    kept, rejects, first_index = [], [], {}
     for index, item in enumerate(items):
         if not isinstance(item, dict) or "video_name" not in item:
             rejects.append({"index": index, "reason": "not an AVQA question (no video_name)", "item": item})
             continue
+        first = first_index.setdefault(str(item.get("id")), index)  # str: as the checker and to_grpo_row compare
         audio = find_audio(str(item["video_name"]), audio_dir)
         row = {key: item.get(key) for key in FIELDS}
         row["dataset_name"] = item.get("dataset_name") or "AVQA"
@@ -166,7 +199,9 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, decode_audio: boo
         if audio is None:
             problems = [f"audio missing: no {item['video_name']}.* in {audio_dir}"]
         else:
-            problems = row_problems(row, output.parent, decode_audio)
+            problems = row_problems(row, output.parent, audio_check)
+        if first != index:
+            problems.append(f"duplicate id {item.get('id')!r} (first at index {first})")
         if problems:
             rejects.append({"index": index, "id": item.get("id"), "reason": "; ".join(problems), "item": item})
         else:
@@ -185,22 +220,23 @@ def main(argv: list[str] | None = None) -> int:
     commands = parser.add_subparsers(dest="command", required=True)
     check_parser = commands.add_parser("check", help="validate training files")
     check_parser.add_argument("files", nargs="+", type=Path)
-    check_parser.add_argument("--no-decode", action="store_true", help="check that audio files exist, not decode them")
+    check_parser.add_argument("--no-decode", action="store_true", help="read each clip's header only (fast)")
     convert = commands.add_parser("convert-avqa", help="AVQA train_qa.json + clips -> training JSON lines")
     convert.add_argument("--qa", type=Path, required=True, help="AVQA's train_qa.json")
     convert.add_argument("--audio-dir", type=Path, required=True, help="folder of clips named by video_name")
     convert.add_argument("--output", type=Path, required=True)
-    convert.add_argument("--no-decode", action="store_true", help="find the files but do not decode them")
+    convert.add_argument("--no-decode", action="store_true", help="read each clip's header only (fast)")
     args = parser.parse_args(argv)
 
+    audio_check = "header" if args.no_decode else "decode"
     if args.command == "check":
-        report = [line for path in args.files for line in check(path, not args.no_decode)]
+        report = [line for path in args.files for line in check(path, audio_check)]
         for line in report:
             print(line)
         print(f"{len(report)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)
         return 1 if report else 0
     try:
-        kept, rejected = convert_avqa(args.qa, args.audio_dir, args.output, not args.no_decode)
+        kept, rejected = convert_avqa(args.qa, args.audio_dir, args.output, audio_check)
     except DataError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
