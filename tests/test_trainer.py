@@ -127,6 +127,14 @@ def test_overridden_hooks_still_exist_upstream():
     parameters = list(inspect.signature(GRPOTrainer._get_per_token_logps_and_entropies).parameters)
     assert parameters[:5] == ["self", "model", "input_ids", "attention_mask", "logits_to_keep"], parameters
     assert list(inspect.signature(GRPOTrainer._tokenize_prompts).parameters) == ["self", "prompts"]
+    assert list(inspect.signature(GRPOTrainer._init_training_state).parameters) == [
+        "self",
+        "max_steps",
+        "num_update_steps_per_epoch",
+        "num_train_epochs",
+        "resume_from_checkpoint",
+        "trial",
+    ]
 
 
 def test_features_fed_for_a_clip_are_the_extractors_right_padded_ones(tiny_model_dir, tmp_path):

@@ -13,6 +13,7 @@ from trl import GRPOTrainer
 
 from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.fast_audio import enable_fast_audio, is_fast_audio_enabled
+from r1_aqa.grpo_resume import RESUME_HOOKS, ExactResume
 from r1_aqa.processing import encode
 
 AUDIO_KEYS = ("input_features", "feature_attention_mask")
@@ -22,10 +23,11 @@ OVERRIDDEN_HOOKS = (
     "_generate_and_score_completions",
     "compute_loss",
     "_get_per_token_logps_and_entropies",
+    *RESUME_HOOKS,
 )
 
 
-class AudioGRPOTrainer(CheckpointLoading, GRPOTrainer):
+class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
     """GRPO on prompts of the form [user: (audio clip, question text)], as built by `r1_aqa.prompts.messages`."""
 
     def __init__(self, model, *args, **kwargs):
