@@ -2,12 +2,15 @@
 
 import json
 import os
+import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from test_mmau import benchmark, write_mmau_folder
 from test_trainer import reference_features
 
@@ -19,8 +22,7 @@ from r1_aqa.prompts import messages
 ROOT = Path(__file__).resolve().parents[1]
 
 
-@pytest.fixture
-def prepared(tmp_path) -> Path:
+def prepare_six(tmp_path) -> Path:
     """Six MMAU items (sound, music and speech) with synthetic clips of 0.5, 1 and 1.5 s, prepared for inference."""
     items, everything = [], benchmark("2025-05-15")
     for task in mmau.TASKS:
@@ -31,9 +33,14 @@ def prepared(tmp_path) -> Path:
     return output
 
 
+@pytest.fixture
+def prepared(tmp_path) -> Path:
+    return prepare_six(tmp_path)
+
+
 def eval_args(model_dir, mmau_file, output_dir, **overrides) -> evaluate.EvalArguments:
     settings = dict(model_name_or_path=model_dir, mmau_file=str(mmau_file), output_dir=str(output_dir),
-                    batch_size=6, max_new_tokens=12, dtype="float32")  # fmt: skip
+                    prompt_style="answer", batch_size=6, max_new_tokens=12, dtype="float32")  # fmt: skip
     return evaluate.EvalArguments(**{**settings, **overrides})
 
 
@@ -65,7 +72,9 @@ def test_outputs_keep_every_benchmark_key_and_resume_from_a_partial_file(tiny_mo
     out = tmp_path / "eval"
     args = eval_args(tiny_model_dir, prepared, out, silent_audio_floor=False)
     items = json.loads(prepared.read_text())
-    out.mkdir()
+    evaluate.main(args)  # records its settings: the same settings resume, others would start again
+    (out / "predictions.json").unlink()
+    (out / "metrics.json").unlink()
     # A run killed after two items, mid-way through writing the third line.
     partial = out / "predictions.partial.jsonl"
     partial.write_text("".join(json.dumps({"id": i["id"], "model_output": f"KEPT {n}"}) + "\n"
@@ -144,3 +153,51 @@ def test_test_mmau_reports_missing_audio_by_id(tmp_path):
     result = subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, capture_output=True, text=True)
     assert result.returncode == 2
     assert items[2]["id"] in result.stderr and "missing" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("trained", "option", "used", "warned"),
+    [
+        ("think", None, "think", False),  # why: a checkpoint is scored with the prompt it was trained with
+        ("think", "answer", "answer", True),  # why: an explicit option wins, and the mismatch is said
+        (None, None, "answer", False),  # why: a model without a resolved config (a base model) gets the answer prompt
+    ],
+)
+def test_prompt_style_comes_from_the_checkpoint(tiny_model_dir, prepared, tmp_path, capsys, trained, option, used,
+                                               warned):  # fmt: skip
+    model = tmp_path / "checkpoint-1"
+    shutil.copytree(tiny_model_dir, model)
+    if trained:
+        (model / "resolved_config.yaml").write_text(yaml.safe_dump({"data": {"prompt_style": trained}}))
+    args = eval_args(str(model), prepared, tmp_path / "eval", prompt_style=option, max_new_tokens=2,
+                     silent_audio_floor=False)  # fmt: skip
+    assert evaluate.main(args)["prompt_style"] == used
+    assert ("trained with prompt_style" in capsys.readouterr().err) == warned
+
+
+def test_a_finished_evaluation_is_kept_and_one_with_other_settings_redone(tiny_model_dir, prepared, tmp_path, capsys):
+    out = tmp_path / "eval"
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4))
+    stamps = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    capsys.readouterr()
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4))
+    assert "done already" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps
+
+    # Outputs of the old settings, finished and partial, marked: none of them may reach the new evaluation.
+    predictions = json.loads((out / "predictions.json").read_text())
+    (out / "predictions.json").write_text(json.dumps([{**p, "model_output": "OLD"} for p in predictions]))
+    (out / "predictions_silence.json").unlink()
+    (out / "predictions_silence.partial.jsonl").write_text(
+        "".join(json.dumps({"id": p["id"], "model_output": "OLD"}) + "\n" for p in predictions[:3])
+    )
+    metrics = evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=6))
+    assert "OLD" not in (out / "predictions.json").read_text() + (out / "predictions_silence.json").read_text()
+    assert metrics["decoding"]["max_new_tokens"] == 6 and not list(out.glob("*.partial.jsonl"))
+
+
+def test_test_mmau_expands_no_array_bare():
+    """bash < 4.4 under `set -u` aborts on "${a[@]}" when `a` is empty; ${a[@]+"${a[@]}"} expands to nothing there."""
+    script = "\n".join(line for line in (ROOT / "test_mmau.sh").read_text().splitlines() if not line.startswith("#"))
+    guarded = re.sub(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\]\}"\}', "", script)
+    assert re.findall(r"\$\{\w+\[@\]\}", guarded) == []

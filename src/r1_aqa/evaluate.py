@@ -3,35 +3,46 @@
     python -m r1_aqa.evaluate --config configs/mmau_eval.yaml --model_name_or_path exp/model/checkpoint-100 \
         --mmau_file data/MMAU/mmau-test-mini.prepared.json --output_dir exp/model/mmau/checkpoint-100
 
-Writes, in `output_dir`: `predictions.json` (MMAU's format: every original key, plus `model_output`, the raw
-completion, and `model_prediction`, the answer extracted from it), `predictions_silence.json` (the same model with
-each clip replaced by silence of the same length: how much it answers from the text alone) and `metrics.json`.
+The model may be a LoRA checkpoint (merged into its base, see r1_aqa.models). The prompt style is the one the
+checkpoint was trained with (its `resolved_config.yaml`), `answer` for a model without one; `--prompt_style` wins.
+
+Writes, in `output_dir`: `settings.json` (what changes the answers, written first), `predictions.json` (MMAU's
+format: every original key, plus `model_output`, the raw completion, and `model_prediction`, the answer extracted
+from it), `predictions_silence.json` (the same model with each clip replaced by silence of the same length: how much
+it answers from the text alone) and `metrics.json`.
 Progress is appended to `*.partial.jsonl` after every batch, so a killed run resumes where it stopped; final files
-are written atomically.
+are written atomically. A finished evaluation with the same settings is not redone ("done already"); one with other
+settings is redone from scratch, none of its outputs reused.
 """
 
+import hashlib
 import json
 import logging
 import os
 import sys
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 import soundfile
 import torch
+import yaml
 from tqdm import tqdm
 from transformers import set_seed
 from trl import TrlParser
 
 from r1_aqa.files import write_json
 from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items
-from r1_aqa.models import load_model, load_processor
+from r1_aqa.models import adapter_base, load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import INSTRUCTIONS, extract_answer, messages
 from r1_aqa.rewards import FORMATS
+from r1_aqa.runs import RESOLVED_CONFIG
 
 logger = logging.getLogger(__name__)
+SETTINGS = "settings.json"
+OUTPUTS = ("metrics.json", "predictions.json", "predictions_silence.json", "predictions.partial.jsonl",
+           "predictions_silence.partial.jsonl")  # fmt: skip
 
 
 @dataclass
@@ -39,7 +50,12 @@ class EvalArguments:
     model_name_or_path: str = field(metadata={"help": "model folder (a checkpoint-N) or hub id"})
     mmau_file: str = field(metadata={"help": "made by `python -m r1_aqa.mmau prepare`"})
     output_dir: str = field(metadata={"help": "where predictions and metrics go"})
-    prompt_style: str = field(default="answer", metadata={"help": f"one of {sorted(INSTRUCTIONS)}"})
+    prompt_style: str | None = field(
+        default=None, metadata={"help": f"one of {sorted(INSTRUCTIONS)}; default: the checkpoint's, else answer"}
+    )
+    base_model_name_or_path: str | None = field(
+        default=None, metadata={"help": "for a LoRA checkpoint: its base, if not where adapter_config.json says"}
+    )
     batch_size: int = 32
     max_new_tokens: int = 256
     do_sample: bool = False
@@ -53,7 +69,7 @@ class EvalArguments:
     fast_audio_encoder: bool = field(default=True, metadata={"help": "encode valid frames only (exact)"})
 
     def __post_init__(self):
-        if self.prompt_style not in INSTRUCTIONS:
+        if self.prompt_style is not None and self.prompt_style not in INSTRUCTIONS:
             raise ValueError(f"prompt_style must be one of {sorted(INSTRUCTIONS)}, got {self.prompt_style!r}")
         if self.batch_size < 1:
             raise ValueError("batch_size must be at least 1")
@@ -63,6 +79,60 @@ class EvalArguments:
         if self.do_sample:
             settings.update(temperature=self.temperature, top_p=self.top_p, top_k=self.top_k)
         return settings
+
+
+def with_trained_prompt_style(args: EvalArguments) -> EvalArguments:
+    """The prompt the checkpoint was trained with, unless one is asked for (then a mismatch is said)."""
+    config = Path(args.model_name_or_path) / RESOLVED_CONFIG
+    trained = yaml.safe_load(config.read_text()).get("data", {}).get("prompt_style") if config.is_file() else None
+    if args.prompt_style is None:
+        return replace(args, prompt_style=trained or "answer")
+    if trained and trained != args.prompt_style:
+        print(f"warning: {args.model_name_or_path} was trained with prompt_style {trained!r}; scoring with "
+              f"{args.prompt_style!r} as asked", file=sys.stderr)  # fmt: skip
+    return args
+
+
+def _local(path: str | None) -> str | None:
+    """A folder by its absolute path (the same model reached from another directory), a hub id as it is."""
+    return os.path.abspath(path) if path and os.path.exists(path) else path
+
+
+def settings(args: EvalArguments) -> dict:
+    """Everything that changes the answers: an evaluation with other settings is another evaluation."""
+    return {
+        "model": _local(args.model_name_or_path),
+        "base_model": _local(adapter_base(args.model_name_or_path, args.base_model_name_or_path)),
+        "mmau_file_sha256": hashlib.sha256(Path(args.mmau_file).read_bytes()).hexdigest(),
+        "prompt_style": args.prompt_style,
+        "decoding": args.decoding(),
+        "seed": args.seed,
+        "dtype": args.dtype,
+        "attn_implementation": args.attn_implementation,
+        "batch_size": args.batch_size,  # other batches round differently, so greedy answers can differ a little
+        "fast_audio_encoder": args.fast_audio_encoder,
+        "silent_audio_floor": args.silent_audio_floor,
+    }
+
+
+def start(output_dir: Path, wanted: dict) -> bool:
+    """False when this evaluation is finished already. Otherwise outputs left by other settings are deleted (their
+    predictions and partial files must not be mixed into this one) and these settings are recorded first."""
+    path = output_dir / SETTINGS
+    recorded = json.loads(path.read_text()) if path.is_file() else None
+    if recorded == wanted:
+        if (output_dir / "metrics.json").is_file():
+            print(f"done already: {output_dir / 'metrics.json'}")
+            return False
+        return True  # unfinished with the same settings: resume
+    left = [output_dir / name for name in OUTPUTS if (output_dir / name).is_file()]
+    if left:
+        changed = [key for key in wanted if (recorded or {}).get(key) != wanted[key]]
+        print(f"{output_dir}: scored before with other settings ({', '.join(changed)}): scoring again from scratch")
+        for output in left:
+            output.unlink()
+    write_json(path, wanted)
+    return True
 
 
 def read_partial(path: Path) -> dict[str, str]:
@@ -129,17 +199,22 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
 
 def main(args: EvalArguments) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    set_seed(args.seed)
+    args = with_trained_prompt_style(args)
     items = read_items(args.mmau_file, "prepared MMAU file")
     missing = [item["id"] for item in items if "audio_path" not in item]
     if missing:
         raise MMAUError(f"{args.mmau_file}: no audio_path for {', '.join(missing[:10])}; run `r1_aqa.mmau prepare`")
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
+    if not start(output_dir, settings(args)):
+        return json.loads((output_dir / "metrics.json").read_text())
+    set_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
     model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation,
-                       fast_audio_encoder=args.fast_audio_encoder).to(device).eval()  # fmt: skip
-    processor = load_processor(args.model_name_or_path, padding_side="left")  # batched generation: left-pad text
+                       fast_audio_encoder=args.fast_audio_encoder,
+                       base_model_name_or_path=args.base_model_name_or_path).to(device).eval()  # fmt: skip
+    processor = load_processor(args.model_name_or_path, padding_side="left",  # batched generation: left-pad text
+                               base_model_name_or_path=args.base_model_name_or_path)  # fmt: skip
     predictions = answer_all(model, processor, items, args, output_dir / "predictions.json", silent=False)
     silence = None
     if args.silent_audio_floor:

@@ -1,8 +1,14 @@
-"""Loading an audio-language model and its processor by folder or hub id, for training and evaluation alike."""
+"""Loading an audio-language model and its processor by folder or hub id, for training and evaluation alike.
 
+A LoRA checkpoint (`use_peft: true`) holds only the adapter: it is loaded onto its base and merged."""
+
+import json
+import os
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import torch
+from peft import PeftModel
 from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration
 from trl import ModelConfig
 
@@ -20,20 +26,38 @@ class AudioModelConfig(ModelConfig):
     )
 
 
+def adapter_base(path: str, base_model_name_or_path: str | None = None) -> str | None:
+    """The base model of a LoRA checkpoint folder (None for a full model): the one given, else the adapter's own."""
+    config = Path(path) / "adapter_config.json"
+    if not config.is_file():
+        return None
+    base = base_model_name_or_path or json.loads(config.read_text())["base_model_name_or_path"]
+    if os.path.isabs(base) and not os.path.isdir(base):  # a run trained elsewhere: say which knob fixes it
+        raise ValueError(f"{path}: its base model {base} is not here; give it with base_model_name_or_path "
+                         "(BASE_MODEL_PATH in test_mmau.sh)")  # fmt: skip
+    return base
+
+
 def load_model(
     path: str,
     dtype: str | None = "auto",
     attn_implementation: str | None = None,
     revision: str = "main",
     fast_audio_encoder: bool = True,
+    base_model_name_or_path: str | None = None,
 ):
-    model_type = AutoConfig.from_pretrained(path, revision=revision).model_type
+    """The model in `path`; for a LoRA checkpoint, its base with the adapter merged (`revision` is the base's)."""
+    base = adapter_base(path, base_model_name_or_path)
+    source = base or path
+    model_type = AutoConfig.from_pretrained(source, revision=revision).model_type
     if model_type not in MODEL_CLASSES:
-        raise ValueError(f"{path}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}")
+        raise ValueError(f"{source}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}")
     torch_dtype = dtype if dtype in ("auto", None) else getattr(torch, dtype)
     model = MODEL_CLASSES[model_type].from_pretrained(
-        path, revision=revision, dtype=torch_dtype, attn_implementation=attn_implementation
+        source, revision=revision, dtype=torch_dtype, attn_implementation=attn_implementation
     )
+    if base:  # merged once here: inference then runs at the plain model's speed, with no peft wrapper around it
+        model = PeftModel.from_pretrained(model, path).merge_and_unload()
     if fast_audio_encoder:
         enable_fast_audio(model)
     return model
@@ -49,9 +73,19 @@ def load_model_from(model_args: "AudioModelConfig"):
     )
 
 
-def load_processor(path: str, padding_side: str = "right", revision: str = "main"):
+def load_processor(
+    path: str, padding_side: str = "right", revision: str = "main", base_model_name_or_path: str | None = None
+):
     """The processor, with `padding_side` set on the tokenizer alone. Passing `padding_side` to `from_pretrained`
-    would also left-pad the audio frames, which Qwen2-Audio reads as starting at frame 0: silently wrong audio."""
+    would also left-pad the audio frames, which Qwen2-Audio reads as starting at frame 0: silently wrong audio.
+    A LoRA checkpoint saved without the processor files (the trainer normally saves them) gets its base's."""
+    base = adapter_base(path, base_model_name_or_path)
+    folder = Path(path)
+    saved = (folder / "tokenizer_config.json").is_file() and any(
+        (folder / name).is_file() for name in ("processor_config.json", "preprocessor_config.json")
+    )
+    if base and not saved:
+        path = base
     processor = AutoProcessor.from_pretrained(path, revision=revision)
     processor.tokenizer.padding_side = padding_side
     return processor
