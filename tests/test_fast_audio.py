@@ -1,6 +1,7 @@
 """The trimmed, shared audio encoder gives the stock encoder's log-probs and gradients (float32, within 1e-5)."""
 
 import copy
+import inspect
 
 import numpy as np
 import pytest
@@ -111,6 +112,32 @@ def test_enable_is_idempotent_and_reversible(tiny_model_dir, batch):
         assert torch.allclose(model(**batch).logits, reference, atol=1e-5)
         fast_audio.disable_fast_audio(model)
         assert torch.equal(model(**batch).logits, reference)
+
+
+def test_a_deep_copy_runs_its_own_weights(tiny_model_dir, batch):
+    # An EMA or reference model made by copy.deepcopy must not run the original's forward.
+    model = load_model(tiny_model_dir, "float32")
+    copied = copy.deepcopy(model)
+    with torch.no_grad():
+        for parameter in copied.parameters():
+            parameter.add_(0.05 * torch.randn_like(parameter))
+        stock = copy.deepcopy(copied)
+        fast_audio.disable_fast_audio(stock)
+        assert fast_audio.is_fast_audio_enabled(copied)
+        difference = (copied(**batch).logits - stock(**batch).logits).abs().max()
+        changed = (copied(**batch).logits - model(**batch).logits).abs().max()
+    assert changed > 1e-3, "the changed weights do not change the output: the test could not fail"
+    assert difference <= 1e-5
+
+
+def test_the_fast_forward_shows_the_stock_signature(tiny_model_dir):
+    # Trainer reads forward signatures (which columns to keep, whether the model takes loss kwargs).
+    model = load_model(tiny_model_dir, "float32")
+    for wrapped in (model, copy.deepcopy(model)):
+        audio_model, _ = fast_audio._parts(wrapped)
+        assert "forward" in vars(audio_model)
+        stock = list(inspect.signature(type(audio_model).forward).parameters)
+        assert list(inspect.signature(audio_model.forward).parameters) == stock[1:]  # without `self`
 
 
 def test_a_repeated_prompt_is_processed_once_with_the_same_tensors(tiny_model_dir, tmp_path, monkeypatch):

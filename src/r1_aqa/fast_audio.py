@@ -71,12 +71,17 @@ def _encoder_forward(self, input_features: torch.Tensor, attention_mask=None, **
 
 
 def _trimming(forward):
-    @functools.wraps(forward)
-    def trimmed(*args, input_features=None, feature_attention_mask=None, **kwargs):
+    """`forward` (the class's function) cutting the features first, to bind to one module: a bound method, so that
+    `copy.deepcopy` rebinds it to the copy (a closure over a bound method would run the original's weights)."""
+
+    @functools.wraps(forward)  # keeps the stock signature, which Trainer reads
+    def trimmed(self, *args, input_features=None, feature_attention_mask=None, **kwargs):
         if input_features is not None and feature_attention_mask is not None:
             length = trimmed_length(feature_attention_mask, input_features.shape[-1])
             input_features, feature_attention_mask = input_features[..., :length], feature_attention_mask[:, :length]
-        return forward(*args, input_features=input_features, feature_attention_mask=feature_attention_mask, **kwargs)
+        return forward(
+            self, *args, input_features=input_features, feature_attention_mask=feature_attention_mask, **kwargs
+        )
 
     return trimmed
 
@@ -92,7 +97,7 @@ def _parts(model) -> tuple[nn.Module, nn.Module]:
 def enable_fast_audio(model) -> None:
     audio_model, encoder = _parts(model)
     if "forward" not in vars(audio_model):
-        audio_model.forward = _trimming(audio_model.forward)
+        audio_model.forward = types.MethodType(_trimming(type(audio_model).forward), audio_model)
     if "forward" not in vars(encoder):
         encoder.forward = types.MethodType(_encoder_forward, encoder)
 
