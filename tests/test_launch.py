@@ -1,7 +1,11 @@
-"""`run_grpo.sh` end to end: accelerate + DeepSpeed on 2 CPU processes, checkpoints, resume, wandb offline."""
+"""`run_grpo.sh`: the launch command it builds (nothing launched), then end to end: accelerate + DeepSpeed on 2 CPU
+processes, checkpoints, resume, wandb offline."""
 
 import json
 import os
+import re
+import shlex
+import shutil
 import struct
 import subprocess
 import sys
@@ -10,6 +14,95 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
+# A fake `nvidia-smi --list-gpus` (shell builtins only) on a node of 8 GPUs, one of them split into 2 MIG instances.
+EIGHT_GPUS = "printf '%s\\n' " + " ".join(
+    shlex.quote(line)
+    for line in [f"GPU {i}: NVIDIA H100 80GB HBM3 (UUID: GPU-{i:08d})" for i in range(8)]
+    + [f"  MIG 3g.40gb     Device  {i}: (UUID: MIG-{i:08d})" for i in range(2)]
+)
+
+
+def dry_run(tmp_path: Path, nvidia_smi: str | None, **env: str) -> subprocess.CompletedProcess:
+    """run_grpo.sh with a PATH holding only the tools it calls plus a fake `nvidia-smi` running the shell code
+    `nvidia_smi` (None: no nvidia-smi at all), and PYTHON a fake that prints its arguments: the launch command."""
+    tools = tmp_path / "bin"
+    tools.mkdir()
+    for tool in ("bash", "dirname", "grep"):
+        (tools / tool).symlink_to(shutil.which(tool))
+    fakes = {"python": 'printf "%s\\n" "$@"'} | ({"bin/nvidia-smi": nvidia_smi} if nvidia_smi is not None else {})
+    for name, body in fakes.items():
+        (tmp_path / name).write_text(f"#!/bin/sh\n{body}\n")
+        (tmp_path / name).chmod(0o755)
+    env = {"PATH": str(tools), "PYTHON": str(tmp_path / "python"), **env}
+    command = [shutil.which("bash"), str(ROOT / "run_grpo.sh")]
+    return subprocess.run(command, env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def num_processes(result: subprocess.CompletedProcess) -> int:
+    assert result.returncode == 0, result.stderr
+    arguments = result.stdout.splitlines()
+    return int(arguments[arguments.index("--num_processes") + 1])
+
+
+@pytest.mark.parametrize(
+    ("env", "processes"),
+    [
+        ({}, 8),  # why: the MIG lines are slices of GPUs already listed, not more GPUs
+        ({"CUDA_VISIBLE_DEVICES": "0,1"}, 2),  # why: the issue's case, which launched 10 processes
+        ({"CUDA_VISIBLE_DEVICES": "0,1", "NNODES": "2"}, 4),  # why: processes of all nodes together
+        ({"CUDA_VISIBLE_DEVICES": "4,-1,5"}, 1),  # why: CUDA shows no device from the first invalid entry on
+        ({"CUDA_VISIBLE_DEVICES": "0,8"}, 1),  # why: ordinal 8 does not exist on 8 GPUs, so CUDA stops there
+        ({"CUDA_VISIBLE_DEVICES": "GPU-00000003,GPU-00000004"}, 2),  # why: UUIDs name devices too
+        ({"CUDA_VISIBLE_DEVICES": "0,1", "NUM_GPUS": "3"}, 3),  # why: a count given is used as given
+    ],
+)
+def test_one_process_per_visible_gpu(tmp_path, env, processes):
+    assert num_processes(dry_run(tmp_path, EIGHT_GPUS, **env)) == processes
+
+
+@pytest.mark.parametrize(
+    ("nvidia_smi", "env"),
+    [
+        (None, {}),  # why: no NVIDIA driver utilities installed
+        ("exit 0", {}),  # why: nvidia-smi present, listing nothing
+        ("echo 'NVIDIA-SMI has failed because it could not communicate with the NVIDIA driver.'; exit 9", {}),  # why:
+        # the driver's tools installed on a machine without a GPU (or with its driver broken)
+        (EIGHT_GPUS, {"CUDA_VISIBLE_DEVICES": ""}),  # why: every GPU hidden from this job
+    ],
+    ids=["absent", "lists-nothing", "fails", "all-hidden"],
+)
+def test_gpu_recipe_without_a_visible_gpu_says_what_to_change(tmp_path, nvidia_smi, env):
+    result = dry_run(tmp_path, nvidia_smi, **env)
+    assert result.returncode == 2, result.stdout
+    assert result.stdout == "", "launched anyway"
+    [line] = result.stderr.splitlines()
+    assert "MIXED_PRECISION=no NUM_GPUS=1 ACCELERATE_CONFIG=" in line and "configs/accelerate/cpu.yaml" in line
+    assert "--use_cpu true --bf16 false" in line
+
+
+def test_no_visible_gpu_without_mixed_precision_launches_one_process(tmp_path):
+    assert num_processes(dry_run(tmp_path, None, MIXED_PRECISION="no")) == 1
+
+
+@pytest.mark.slow
+def test_the_cpu_command_the_refusal_names_trains_the_gpu_recipe(tiny_model_dir, train_file, tmp_path):
+    refusal = dry_run(tmp_path, None).stderr
+    words = shlex.split(refusal.split("one CPU process: ", 1)[1])
+    script = words.index("bash")
+    env = dict(word.split("=", 1) for word in words[:script])
+    env |= {"CONFIG": "configs/r1_aqa_qwen2_audio_7b.yaml", "MODEL_NP": tiny_model_dir, "DATA_FILE": str(train_file),
+            "OUT_DIR": str(tmp_path / "run")}  # fmt: skip
+    launch(env, *words[script + 2 :], "--max_steps", "1", "--max_completion_length", "8")
+    assert (tmp_path / "run" / "resolved_config.yaml").is_file()
+
+
+@pytest.mark.parametrize("script", ["run_grpo.sh"])
+def test_no_bare_array_expansion(script):
+    """Under `set -u`, bash before 4.4 (still some clusters' default) aborts on "${a[@]}" of an empty array;
+    `${a[@]+"${a[@]}"}` expands to nothing there. No such bash is installable here, so the text is checked."""
+    text = (ROOT / script).read_text()
+    guarded = re.sub(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\]\}"\}', "", text)
+    assert not re.findall(r"\$\{\w+\[[@*]\]\}", guarded), 'write ${a[@]+"${a[@]}"} for an array that can be empty'
 
 
 def launch(env_overrides: dict, *args: str, timeout: int = 600) -> subprocess.CompletedProcess:
