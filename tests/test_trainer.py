@@ -24,7 +24,9 @@ def length_reward(completions, **kwargs):
     return [float(len(completion_text(c))) for c in completions]
 
 
-def make_trainer(model_dir, rows, output_dir, peft_config=None, reward_funcs=(length_reward,), **overrides):
+def make_trainer(
+    model_dir, rows, output_dir, peft_config=None, reward_funcs=(length_reward,), trainer_kwargs=None, **overrides
+):
     settings = dict(
         output_dir=str(output_dir),
         use_cpu=True,
@@ -52,6 +54,7 @@ def make_trainer(model_dir, rows, output_dir, peft_config=None, reward_funcs=(le
         args=GRPOConfig(**settings),
         train_dataset=Dataset.from_list(rows),
         peft_config=peft_config,
+        **(trainer_kwargs or {}),
     )
 
 
@@ -265,3 +268,60 @@ def test_training_runs_with_audio_in_every_configuration(tiny_model_dir, train_f
     reference_or_old = overrides.get("beta", 0) > 0 or overrides.get("num_iterations", 1) > 1
     steps = 2 * overrides.get("gradient_accumulation_steps", 1)
     assert len(trainer_passes) > steps if reference_or_old else len(trainer_passes) == steps
+
+
+def weather(city: str) -> str:
+    """The weather in a city.
+
+    Args:
+        city: the city's name.
+    """
+    return "sunny"
+
+
+class Counter:
+    """An environment whose one method TRL would expose as a tool."""
+
+    def reset(self, **kwargs):
+        self.count = 0
+
+    def increment(self, step: int) -> str:
+        """Add to the count.
+
+        Args:
+            step: how much to add.
+        """
+        self.count += step
+        return str(self.count)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "trainer_kwargs", "message"),
+    [
+        # why: TRL 1.16 sends vLLM the prompts' images only: every rollout would be generated without the audio
+        ({"use_vllm": True}, {}, "use_vllm.*audio"),
+        # why: TRL's tool loop re-tokenizes prompt + tool replies without the clips, and the prompts here are
+        # rendered without the tools
+        ({}, {"tools": [weather]}, "tools.*audio"),
+        ({}, {"environment_factory": Counter}, "environment_factory.*audio"),  # why: its methods become tools
+    ],
+    ids=["use_vllm", "tools", "environment_factory"],
+)
+def test_what_would_lose_the_audio_is_refused_at_start(
+    tiny_model_dir, train_file, tmp_path, overrides, trainer_kwargs, message
+):
+    with pytest.raises(ValueError, match=message):
+        make_trainer(
+            tiny_model_dir, grpo_rows(train_file), tmp_path / "out", trainer_kwargs=trainer_kwargs, **overrides
+        )
+
+
+def test_chat_template_kwargs_reach_the_rendered_prompts(tiny_model_dir, tmp_path):
+    rows = two_clip_rows(tmp_path)
+    trainer = make_trainer(tiny_model_dir, rows, tmp_path / "out", chat_template_kwargs={"preamble": "Be brief."})
+    processor = trainer.processing_class
+    processor.chat_template = "{% if preamble is defined %}{{ preamble }}{% endif %}" + processor.chat_template
+    prompt_ids, _, fields = trainer._tokenize_prompts([row["prompt"] for row in rows])
+    for ids in prompt_ids:
+        assert processor.tokenizer.decode(ids).startswith("Be brief.<|im_start|>")
+    assert fields["input_features"].size(0) == len(rows)

@@ -22,9 +22,13 @@ def load_clips(conversations: list[list[dict]]) -> list[np.ndarray]:
 
 
 def encode(
-    processor: ProcessorMixin, conversations: list[list[dict]], clips: list[np.ndarray] | None = None
+    processor: ProcessorMixin,
+    conversations: list[list[dict]],
+    clips: list[np.ndarray] | None = None,
+    chat_template_kwargs: dict | None = None,
 ) -> BatchFeature:
-    """Render the chat template and let the processor expand each <|AUDIO|> for its clip.
+    """Render the chat template (with `chat_template_kwargs` as its variables) and let the processor expand each
+    <|AUDIO|> for its clip.
 
     Without explicit `clips`, a conversation repeated in the batch (GRPO repeats each prompt once per completion)
     is processed once and its rows copied: the same tensors, one feature extraction per clip instead of G."""
@@ -35,9 +39,11 @@ def encode(
         if len(first) < len(keys):
             distinct = sorted(first, key=first.get)
             rank = {key: position for position, key in enumerate(distinct)}
-            encoded = encode(processor, [conversations[first[key]] for key in distinct])
+            encoded = encode(processor, [conversations[first[key]] for key in distinct], None, chat_template_kwargs)
             rows = torch.tensor([rank[key] for key in keys])
             return BatchFeature({name: value[rows] for name, value in encoded.items()})
         clips = load_clips(conversations)
-    texts = processor.apply_chat_template(conversations, tokenize=False, add_generation_prompt=True)
+    texts = processor.apply_chat_template(
+        conversations, tokenize=False, add_generation_prompt=True, **(chat_template_kwargs or {})
+    )
     return processor(text=texts, audio=clips, sampling_rate=SAMPLING_RATE, padding=True, return_tensors="pt")

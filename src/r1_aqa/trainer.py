@@ -3,9 +3,12 @@
 TRL 1.16 handles image tensors only. For audio it needs four narrow changes, each a hook below:
 the processor must receive the clips (`_tokenize_prompts`), the clips' features must travel with the batch
 (`_generate_and_score_completions`, `compute_loss`), and every log-prob pass (policy, old policy, reference) must
-receive them row by row (`_get_per_token_logps_and_entropies`). Everything else is upstream's.
+receive them row by row (`_get_per_token_logps_and_entropies`). Everything else is upstream's, except the options
+under which upstream would generate without the clips (vLLM, tool calling), refused at start, and resuming, made
+exact by `r1_aqa.grpo_resume.ExactResume`.
 """
 
+import inspect
 from contextlib import contextmanager
 
 import torch
@@ -33,6 +36,7 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
     def __init__(self, model, *args, **kwargs):
         if isinstance(model, str):
             raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.models.load_model), not a path")
+        _refuse_audio_blind_paths(inspect.signature(GRPOTrainer.__init__).bind(self, model, *args, **kwargs).arguments)
         # Upstream reads `config.image_token_id` to keep an image token from being sampled; Qwen2-Audio's config has
         # none. Giving it the audio token both satisfies upstream and keeps a sampled <|AUDIO|> from breaking scoring.
         borrowed = not hasattr(model.config, "image_token_id")
@@ -49,8 +53,9 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
             enable_fast_audio(self.ref_model)
 
     def _tokenize_prompts(self, prompts: list):
-        # Upstream collects images only: load each clip and let the processor expand <|AUDIO|> for it.
-        encoded = encode(self.processing_class, prompts)
+        # Upstream collects images only: load each clip and let the processor expand <|AUDIO|> for it. (Upstream's
+        # `tools` and the chat template it swaps in for them are refused at start, so the template kwargs are all.)
+        encoded = encode(self.processing_class, prompts, chat_template_kwargs=self.chat_template_kwargs)
         rows = zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
         prompt_ids = [ids[mask.bool()].tolist() for ids, mask in rows]
         self._batch_audio = {key: encoded[key] for key in AUDIO_KEYS}
@@ -78,6 +83,22 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
             raise RuntimeError("a log-prob pass ran without the batch's audio; upstream's call order has changed")
         with _feed_rows(model, self._batch_audio, input_ids.size(0)):
             return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
+
+
+def _refuse_audio_blind_paths(arguments: dict) -> None:
+    """Refuse, before upstream builds anything, the options under which TRL 1.16 would generate without the clips."""
+    args = arguments.get("args")
+    if args is not None and args.use_vllm:
+        raise ValueError(
+            "use_vllm: TRL 1.16 sends vLLM the prompts' images only, so every rollout would be generated without "
+            "its audio clip; generate with transformers (use_vllm: false)"
+        )
+    for name in ("tools", "environment_factory"):
+        if arguments.get(name):
+            raise ValueError(
+                f"{name}: TRL 1.16's tool-calling loop re-tokenizes each prompt with the tool replies but without "
+                "its audio clip, so the turns after a tool call would not hear the audio; not supported here"
+            )
 
 
 @contextmanager
