@@ -325,3 +325,39 @@ def test_chat_template_kwargs_reach_the_rendered_prompts(tiny_model_dir, tmp_pat
     for ids in prompt_ids:
         assert processor.tokenizer.decode(ids).startswith("Be brief.<|im_start|>")
     assert fields["input_features"].size(0) == len(rows)
+
+
+def grpo_main(model_dir, train_file, output_dir, monkeypatch, model_revision="main", **overrides):
+    """`python -m r1_aqa.train` in-process up to the trainer it builds (no training); the revisions it loads."""
+    from trl.trainer import grpo_trainer
+
+    from r1_aqa import train
+    from r1_aqa.models import AudioModelConfig
+
+    revisions = []
+    upstream = grpo_trainer.create_model_from_path
+
+    def recording(model_id, **kwargs):
+        revisions.append(kwargs.get("revision", "main"))
+        return upstream(model_id, **kwargs)
+
+    monkeypatch.setattr(grpo_trainer, "create_model_from_path", recording)
+    monkeypatch.setattr(train, "train_and_save", lambda *args: None)
+    settings = dict(use_cpu=True, bf16=False, per_device_train_batch_size=8, num_generations=4, report_to="none")
+    train.main(
+        train.GRPODataArguments(data_file=str(train_file)),
+        GRPOConfig(output_dir=str(output_dir), **{**settings, **overrides}),
+        AudioModelConfig(model_name_or_path=model_dir, model_revision=model_revision, dtype="float32"),
+    )
+    return revisions
+
+
+def test_the_reference_model_is_loaded_at_the_policys_revision(tiny_model_dir, train_file, tmp_path, monkeypatch):
+    # A local folder has no revisions, so only the argument TRL's loader receives can be checked.
+    assert grpo_main(tiny_model_dir, train_file, tmp_path, monkeypatch, "v2", beta=0.04) == ["v2"]
+
+
+def test_model_init_kwargs_are_refused(tiny_model_dir, train_file, tmp_path, monkeypatch):
+    # The policy is loaded from the model arguments; TRL would apply these to the reference model alone.
+    with pytest.raises(ValueError, match="model_init_kwargs"):
+        grpo_main(tiny_model_dir, train_file, tmp_path, monkeypatch, beta=0.04, model_init_kwargs={"revision": "v1"})

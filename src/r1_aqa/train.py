@@ -31,7 +31,16 @@ class GRPODataArguments(DataArguments):
 
 
 def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: AudioModelConfig) -> None:
+    if training_args.model_init_kwargs:
+        raise ValueError(
+            "model_init_kwargs: the policy is loaded from the model arguments (model_revision, dtype, "
+            "attn_implementation), and TRL would apply these to the reference model alone"
+        )
     groups = resolved(data=data_args, training=training_args, model=model_args)
+    if model_args.model_revision != "main":
+        # TRL rebuilds the KL reference from the policy's name with `model_init_kwargs` (its warning says they are
+        # ignored; they are not): without this the reference would be another revision of the model.
+        training_args.model_init_kwargs = {"revision": model_args.model_revision}
     trainer = AudioGRPOTrainer(
         model=load_model_from(model_args),
         processing_class=load_processor(model_args.model_name_or_path, revision=model_args.model_revision),
