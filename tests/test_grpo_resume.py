@@ -2,6 +2,7 @@
 checkpoint that cannot be resumed so is refused, and a run that would write one is refused at start."""
 
 import pytest
+from accelerate.data_loader import DataLoaderShard
 from conftest import training_row, write_clip, write_jsonl
 from test_trainer import grpo_rows, make_trainer
 from transformers import TrainerCallback
@@ -72,20 +73,26 @@ def uninterrupted(tiny_model_dir, tmp_path_factory):
 
 
 @pytest.mark.parametrize(
-    "step",
+    ("step", "forwarded"),
     [
-        2,  # why: inside epoch 0, the next window's generation comes from the skipped-to batch
-        4,  # why: at the end of epoch 0, the resumed run starts epoch 1 afresh
-        6,  # why: inside epoch 1, whose order a fresh sampler would take from epoch 0
+        (2, True),  # why: inside epoch 0, the next window's generation comes from the skipped-to batch
+        (4, True),  # why: at the end of epoch 0, the resumed run starts epoch 1 afresh
+        (6, True),  # why: inside epoch 1, whose order a fresh sampler would take from epoch 0
+        (6, False),  # why: with 2 processes, accelerate's skipping wrapper does not pass set_epoch to the sampler
     ],
+    ids=["epoch0", "epoch-end", "epoch1", "epoch1-set-epoch-not-forwarded"],
 )
-def test_resumed_run_sees_the_uninterrupted_prompts_and_schedule(tiny_model_dir, uninterrupted, tmp_path, step):
+def test_resumed_run_sees_the_uninterrupted_prompts_and_schedule(
+    tiny_model_dir, uninterrupted, tmp_path, monkeypatch, step, forwarded
+):
     trace, run, rows = uninterrupted
     assert [decision for _, decision, _ in trace] == ["generate", "reuse"] * 4  # num_iterations 2 reuses once
     assert trace[:4] != trace[4:], "both epochs in one order: a resume in epoch 1 could not go wrong"
 
     trainer = make_trainer(tiny_model_dir, rows, tmp_path / "resumed", **SCHEDULE)
     resumed = traced(trainer)
+    if not forwarded:
+        monkeypatch.setattr(DataLoaderShard, "set_epoch", lambda self, epoch: None)
     trainer.train(resume_from_checkpoint=str(run / f"checkpoint-{step}"))
     assert resumed == trace[step:]
 

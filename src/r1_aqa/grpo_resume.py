@@ -46,10 +46,12 @@ def generation_period(args) -> int:
 class ExactResume:
     """GRPOTrainer mixin: a resumed run sees the uninterrupted run's prompts, order and generate/reuse schedule."""
 
+    _epoch_sampler: EpochRepeatSampler | None = None  # None for an iterable dataset, which upstream streams
+
     def _get_train_sampler(self, dataset=None):
         # Upstream's sampler has no set_epoch: a resumed run's fresh one would replay epoch 0's order.
         upstream = super()._get_train_sampler(dataset)
-        return EpochRepeatSampler(
+        self._epoch_sampler = EpochRepeatSampler(
             upstream.data_source,
             upstream.mini_repeat_count,
             upstream.batch_size,
@@ -57,6 +59,7 @@ class ExactResume:
             upstream.shuffle,
             upstream.seed,
         )
+        return self._epoch_sampler
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, checkpoint, trial):
         # Upstream neither saves the generations buffered for a window nor places its micro-step counter on resume.
@@ -65,9 +68,9 @@ class ExactResume:
         )
         period = generation_period(self.args)
         describe = (
-            f"one generation serves {period} step(s) (steps_per_generation={self.args.steps_per_generation}, "
-            f"num_iterations={self.num_iterations}, gradient_accumulation_steps="
-            f"{self.args.gradient_accumulation_steps}) and is not saved"
+            f"one generation serves steps_per_generation x num_iterations = {self.args.steps_per_generation} x "
+            f"{self.num_iterations} micro-steps ({self.args.gradient_accumulation_steps} per optimizer step) and is "
+            "kept in memory only"
         )
         if self.args.save_strategy == SaveStrategy.STEPS and (self.state.save_steps % period or max_steps % period):
             raise ValueError(
@@ -84,4 +87,7 @@ class ExactResume:
             # The dataloader is skipped to this micro-step of the epoch; each epoch holds whole windows, so this
             # places upstream's counter (read modulo the window) where the uninterrupted run had it.
             self._step = skipped
+            if self._epoch_sampler is not None:
+                # With several processes, the wrapper that skips the trained batches does not pass set_epoch on.
+                self._epoch_sampler.set_epoch(epochs_trained)
         return epochs_trained, skipped
