@@ -62,7 +62,7 @@ class ExactResume:
         return self._epoch_sampler
 
     def _init_training_state(self, max_steps, num_update_steps_per_epoch, num_train_epochs, checkpoint, trial):
-        # Upstream neither saves the generations buffered for a window nor places its micro-step counter on resume.
+        # Upstream does not save the generations buffered for a window, so only a window start resumes exactly.
         epochs_trained, skipped = super()._init_training_state(
             max_steps, num_update_steps_per_epoch, num_train_epochs, checkpoint, trial
         )
@@ -84,9 +84,8 @@ class ExactResume:
                     f"this checkpoint cannot be resumed exactly; resume from a checkpoint at a multiple of {period} "
                     "steps within its epoch"
                 )
-            # The dataloader is skipped to this micro-step of the epoch; each epoch holds whole windows, so this
-            # places upstream's counter (read modulo the window) where the uninterrupted run had it.
-            self._step = skipped
+            # Upstream's micro-step counter restarts at 0; it is read modulo the window only, and each epoch holds
+            # whole windows, so at a window start 0 is where the uninterrupted run had it: nothing to restore.
             if self._epoch_sampler is not None:
                 # With several processes, the wrapper that skips the trained batches does not pass set_epoch on.
                 self._epoch_sampler.set_epoch(epochs_trained)
