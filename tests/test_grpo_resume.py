@@ -116,7 +116,7 @@ def test_a_checkpoint_inside_a_generation_window_is_refused_naming_the_resumable
         ({"max_steps": 7}, 2),  # why: the final step also writes a checkpoint
         ({"save_steps": 0.125}, 2),  # why: a fraction of max_steps (8), resolved to 1 step
         ({"num_iterations": 3, "max_steps": 6}, 3),  # why: one generation serves 3 steps
-        # why: with accumulation a window counts micro-steps: 2 per generation x 2 iterations = 2 steps of 2
+        # why: a window is 2 (steps_per_generation = accumulation) x 2 iterations = 4 micro-steps = 2 steps
         ({"gradient_accumulation_steps": 2, "per_device_train_batch_size": 4, "save_steps": 1}, 2),
     ],
     ids=lambda value: ",".join(f"{k}={v}" for k, v in value.items()) if isinstance(value, dict) else f"period={value}",
