@@ -37,7 +37,8 @@ if [[ -n $MODEL_PATH ]]; then
   models=("$MODEL_PATH")
 else
   while IFS= read -r folder; do models+=("$folder"); done < <(
-    find "$RUN_DIR" -maxdepth 1 -type d -name 'checkpoint-*' | sort -t- -k2,2n)
+    find "$RUN_DIR" -maxdepth 1 -type d -name 'checkpoint-*' | awk -F'checkpoint-' '{print $NF "\t" $0}' |
+      sort -n | cut -f2-)  # by step, whatever dashes RUN_DIR's own name holds
 fi
 ((${#models[@]})) || { echo "error: no checkpoint-* in $RUN_DIR (set MODEL_PATH to score one model)" >&2; exit 2; }
 

@@ -35,8 +35,8 @@ def child(args) -> None:
 
     original = args.mode == "original"
     if original:  # one feature extraction per completion, as the original code and stock TRL do
-        trainer_module.encode = lambda processor, prompts: processing.encode(
-            processor, prompts, processing.load_clips(prompts)
+        trainer_module.encode = lambda processor, prompts, **kwargs: processing.encode(
+            processor, prompts, processing.load_clips(prompts), **kwargs
         )
     timings = dict.fromkeys(STAGES, 0.0)
     counting = {"on": False}

@@ -15,8 +15,9 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
     [
         ["grpo_step.py", "--model", "tiny", "--steps", "1", "--new-tokens", "4", "--clip-seconds", "2"],
         ["inference.py", "--model", "tiny", "--batch-sizes", "2", "--clips", "4", "--new-tokens", "4"],
+        ["data_check.py", "--rows", "200", "--repeats", "1"],
     ],
-    ids=["grpo_step", "inference"],
+    ids=["grpo_step", "inference", "data_check"],
 )
 def test_benchmark_prints_its_table(command):
     result = subprocess.run([sys.executable, str(BENCH / command[0]), *command[1:]], capture_output=True, text=True,

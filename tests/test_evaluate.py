@@ -201,3 +201,18 @@ def test_test_mmau_expands_no_array_bare():
     script = "\n".join(line for line in (ROOT / "test_mmau.sh").read_text().splitlines() if not line.startswith("#"))
     guarded = re.sub(r'\$\{(\w+)\[@\]\+"\$\{\1\[@\]\}"\}', "", script)
     assert re.findall(r"\$\{\w+\[@\]\}", guarded) == []
+
+
+def test_test_mmau_scores_checkpoints_in_step_order_whatever_the_run_folder_is_called(tmp_path):
+    run = tmp_path / "r1-aqa-run-7"  # why: dashes in the folder's own name once broke the sort by step
+    for step in (10, 2, 100):
+        (run / f"checkpoint-{step}").mkdir(parents=True)
+    (tmp_path / "prepared.json").write_text("[]")
+    fake = tmp_path / "python"  # stands in for Python: records each evaluation it is asked for
+    fake.write_text('#!/usr/bin/env bash\n[[ $2 == r1_aqa.evaluate ]] && echo "$6" >> "$(dirname "$0")/calls"\n'
+                    "exit 0\n")  # fmt: skip
+    fake.chmod(0o755)
+    env = {**os.environ, "PYTHON": str(fake), "RUN_DIR": str(run), "EVAL_FILE": str(tmp_path / "prepared.json")}
+    subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, check=True, capture_output=True)
+    steps = [line.rsplit("-", 1)[1] for line in (tmp_path / "calls").read_text().split()]
+    assert steps == ["2", "10", "100"]

@@ -74,23 +74,18 @@ def load_weights(model, folder: str) -> None:
         raise CheckpointError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} to resume from")
     result = model.load_state_dict(to_model_keys(model, state_dict, folder), strict=False)
     # A tied parameter (lm_head sharing the embeddings) is saved once: missing by name, loaded by storage.
-    loaded = {p.data_ptr() for name, p in model.state_dict().items() if name not in result.missing_keys}
-    missing = [key for key in result.missing_keys if model.state_dict()[key].data_ptr() not in loaded]
-    if missing or result.unexpected_keys:
-        raise CheckpointError(
-            f"{folder} does not fit the model being trained: "
-            + "; ".join(
-                part
-                for part in (
-                    f"{len(missing)} model key(s) not in the checkpoint: {_names(missing)}" if missing else "",
-                    f"{len(result.unexpected_keys)} checkpoint key(s) the model lacks: "
-                    f"{_names(result.unexpected_keys)}"
-                    if result.unexpected_keys
-                    else "",
-                )
-                if part
-            )
+    tensors = model.state_dict()
+    loaded = {tensor.data_ptr() for name, tensor in tensors.items() if name not in result.missing_keys}
+    missing = [key for key in result.missing_keys if tensors[key].data_ptr() not in loaded]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} model key(s) not in the checkpoint: {_names(missing)}")
+    if result.unexpected_keys:
+        problems.append(
+            f"{len(result.unexpected_keys)} checkpoint key(s) the model lacks: {_names(result.unexpected_keys)}"
         )
+    if problems:
+        raise CheckpointError(f"{folder} does not fit the model being trained: " + "; ".join(problems))
     logger.info("restored %d tensors from %s", len(state_dict), folder)
 
 
@@ -111,7 +106,6 @@ class CheckpointLoading:
         if uses_upstream:
             return super()._load_from_checkpoint(resume_from_checkpoint, model)
         load_weights(target, resume_from_checkpoint)
-
 
 
 def last_complete_checkpoint(output_dir: str) -> str | None:

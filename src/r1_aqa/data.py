@@ -19,7 +19,7 @@ from pathlib import Path
 from r1_aqa.audio import MIN_SAMPLES, SAMPLING_RATE, AudioError, header_samples, load_audio
 from r1_aqa.files import write_jsonl
 from r1_aqa.prompts import messages
-from r1_aqa.rewards import _fold as fold_choice  # the accuracy reward's comparison: choices it cannot tell apart
+from r1_aqa.rewards import fold
 
 FIELDS = (
     "id",
@@ -65,7 +65,7 @@ def row_problems(row, base_dir: Path, audio_check: str = "decode") -> list[str]:
     elif not all(isinstance(choice, str) and choice.strip() for choice in choices):
         problems.append("multi_choice holds an empty or non-string choice")
     else:
-        folded = [fold_choice(choice) for choice in choices]
+        folded = [fold(choice) for choice in choices]  # as the accuracy reward compares them
         repeated = [repr(choice) for choice, key in zip(choices, folded, strict=True) if folded.count(key) > 1]
         if repeated:
             reason = "case and spacing folded, as the accuracy reward compares them"

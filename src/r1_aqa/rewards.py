@@ -18,7 +18,9 @@ FORMATS = {
 }
 
 
-def _fold(text: str) -> str:
+def fold(text: str) -> str:
+    """Case and whitespace folded: how the accuracy reward compares an answer with the correct choice (and the
+    data checker finds choices the reward could not tell apart)."""
     return " ".join(text.split()).casefold()
 
 
@@ -27,7 +29,7 @@ def accuracy_reward(completions, solution, **kwargs) -> list[float]:
     rewards = []
     for completion, correct in zip(completions, solution, strict=True):
         answer = extract_answer(completion_text(completion))
-        rewards.append(float(answer is not None and _fold(answer) == _fold(correct)))
+        rewards.append(float(answer is not None and fold(answer) == fold(correct)))
     return rewards
 
 
