@@ -144,16 +144,18 @@ def test_convert_avqa_finds_both_name_forms_and_rejects_with_reasons(tmp_path, c
         avqa_item(0, "abcdEFGhijk_000040"),  # the id of the first question
         {**avqa_item(6, "abcdEFGhijk_000040"), "multi_choice": ["dog", "Dog", "car", "bell"]},
         avqa_item(7, "shortclip00_000000"),
+        avqa_item(2, "-HG3Omg_89c_000030"),  # the id of a rejected question: free, so kept
+        {key: value for key, value in avqa_item(9, "-HG3Omg_89c_000030").items() if key != "id"},
     ]
     qa = tmp_path / "train_qa.json"
     qa.write_text(json.dumps(items))
     output = tmp_path / "out" / "train.jsonl"
     assert data.main(["convert-avqa", "--qa", str(qa), "--audio-dir", str(clips), "--output", str(output)]) == 0
     printed = capsys.readouterr().out
-    assert "2 rows written" in printed and "6 rejected" in printed
+    assert "3 rows written" in printed and "7 rejected" in printed
     kept = [json.loads(line) for line in output.read_text().splitlines()]
     rejects = [json.loads(line) for line in (tmp_path / "out" / "train.rejects.jsonl").read_text().splitlines()]
-    assert [row["id"] for row in kept] == [0, 1]
+    assert [row["id"] for row in kept] == [0, 1, 2]
     assert all(row["dataset_name"] == "AVQA" and set(row) == set(data.FIELDS) for row in kept)
     assert {r["index"]: r["reason"].removeprefix(str(clips) + "/").split(":")[0] for r in rejects} == {
         2: "audio missing",
@@ -162,8 +164,9 @@ def test_convert_avqa_finds_both_name_forms_and_rejects_with_reasons(tmp_path, c
         5: "duplicate id 0 (first at index 0)",
         6: "duplicate choices 'dog', 'Dog' (case and spacing folded, as the accuracy reward compares them)",
         7: "shortclip00_000000.wav",
+        9: "no id",
     }
-    assert "audio too short" in rejects[-1]["reason"]
+    assert "audio too short" in rejects[-2]["reason"]
     assert data.main(["check", str(output)]) == 0  # what the converter keeps, the checker accepts
 
 

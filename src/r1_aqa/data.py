@@ -191,7 +191,6 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, audio_check: str 
         if not isinstance(item, dict) or "video_name" not in item:
             rejects.append({"index": index, "reason": "not an AVQA question (no video_name)", "item": item})
             continue
-        first = first_index.setdefault(str(item.get("id")), index)  # str: as the checker and to_grpo_row compare
         audio = find_audio(str(item["video_name"]), audio_dir)
         row = {key: item.get(key) for key in FIELDS}
         row["dataset_name"] = item.get("dataset_name") or "AVQA"
@@ -200,11 +199,15 @@ def convert_avqa(qa_file: Path, audio_dir: Path, output: Path, audio_check: str 
             problems = [f"audio missing: no {item['video_name']}.* in {audio_dir}"]
         else:
             problems = row_problems(row, output.parent, audio_check)
-        if first != index:
-            problems.append(f"duplicate id {item.get('id')!r} (first at index {first})")
+        key = str(item.get("id"))  # str: as the checker and to_grpo_row compare ids
+        if item.get("id") is None:
+            problems.append("no id")
+        elif key in first_index:  # only kept rows count: a rejected first occurrence leaves its id free
+            problems.append(f"duplicate id {item['id']!r} (first at index {first_index[key]})")
         if problems:
             rejects.append({"index": index, "id": item.get("id"), "reason": "; ".join(problems), "item": item})
         else:
+            first_index[key] = index
             kept.append(row)
     write_jsonl(output, kept)
     write_jsonl(rejects_path(output), rejects)

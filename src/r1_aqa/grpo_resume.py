@@ -72,9 +72,10 @@ class ExactResume:
             f"{self.num_iterations} micro-steps ({self.args.gradient_accumulation_steps} per optimizer step) and is "
             "kept in memory only"
         )
-        if self.args.save_strategy == SaveStrategy.STEPS and (self.state.save_steps % period or max_steps % period):
+        # The final checkpoint (max_steps) is not checked: it ends the run; resuming it to train on is refused below.
+        if self.args.save_strategy == SaveStrategy.STEPS and self.state.save_steps % period:
             raise ValueError(
-                f"save_steps={self.state.save_steps} and max_steps={max_steps} must both be a multiple of {period}: "
+                f"save_steps={self.state.save_steps} must be a multiple of {period}: "
                 f"{describe}, so a checkpoint inside a generation window could not be resumed"
             )
         if checkpoint is not None:

@@ -62,7 +62,7 @@ class SaveResolvedConfig(TrainerCallback):
 
     def on_save(self, args, state, control, **kwargs):
         PartialState().wait_for_everyone()
-        if state.is_world_process_zero:
+        if state.is_local_process_zero if args.save_on_each_node else state.is_world_process_zero:
             folder = os.path.join(args.output_dir, f"checkpoint-{state.global_step}")
             write_atomic(os.path.join(folder, RESOLVED_CONFIG), self.text)
 
