@@ -5,6 +5,7 @@ import os
 import shutil
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -193,6 +194,46 @@ def test_a_finished_evaluation_is_kept_and_one_with_other_settings_redone(tiny_m
     metrics = evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=6))
     assert "OLD" not in (out / "predictions.json").read_text() + (out / "predictions_silence.json").read_text()
     assert metrics["decoding"]["max_new_tokens"] == 6 and not list(out.glob("*.partial.jsonl"))
+    # The old outputs are kept aside, not deleted (hours of 7B inference), and out of the summary's reach.
+    aside = out / "superseded-1"
+    assert json.loads((aside / "settings.json").read_text())["decoding"]["max_new_tokens"] == 4
+    assert "OLD" in (aside / "predictions.json").read_text() and (aside / "metrics.json").is_file()
+
+
+def test_an_evaluation_finished_before_settings_were_recorded_is_kept(tiny_model_dir, prepared, tmp_path, capsys):
+    out = tmp_path / "eval"
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4, silent_audio_floor=False))
+    (out / "settings.json").unlink()  # as a folder scored by an earlier version of this toolkit
+    stamps = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    capsys.readouterr()
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4, silent_audio_floor=False))
+    assert "done already" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps
+
+
+def test_chat_template_kwargs_of_training_reach_the_evaluation_prompts(tiny_model_dir, prepared, tmp_path):
+    model = tmp_path / "checkpoint-1"
+    shutil.copytree(tiny_model_dir, model)
+    run = {"data": {"prompt_style": "answer"}, "training": {"chat_template_kwargs": {"preamble": "Be brief."}}}
+    (model / "resolved_config.yaml").write_text(yaml.safe_dump(run))
+    template = model / "chat_template.jinja"  # a template with a variable, as a researcher's own could have
+    template.write_text("{% if preamble is defined %}{{ preamble }}{% endif %}" + template.read_text())
+    args = evaluate.with_trained_prompt(eval_args(str(model), prepared, tmp_path / "eval"))
+    assert args.chat_template_kwargs == {"preamble": "Be brief."}
+    rendered = []
+    upstream = evaluate.encode
+
+    def recording(processor, conversations, clips=None, chat_template_kwargs=None):
+        batch = upstream(processor, conversations, clips, chat_template_kwargs)
+        rendered.extend(processor.tokenizer.batch_decode(batch["input_ids"], skip_special_tokens=False))
+        return batch
+
+    evaluate.encode = recording
+    try:
+        evaluate.main(replace(args, max_new_tokens=2, silent_audio_floor=False))
+    finally:
+        evaluate.encode = upstream
+    assert rendered and all("Be brief.<|im_start|>" in text for text in rendered)
 
 
 def test_test_mmau_scores_checkpoints_in_step_order_whatever_the_run_folder_is_called(tmp_path):

@@ -82,3 +82,23 @@ def test_a_moved_base_is_given_as_an_option(tiny_model_dir, lora_run, tmp_path):
     loaded = load_model(str(checkpoint), "float32", base_model_name_or_path=str(moved)).state_dict()
     assert loaded.keys() == expected.keys()
     assert all(torch.equal(loaded[key], expected[key]) for key in expected)
+
+
+def test_grpo_from_a_lora_adapter_is_refused_and_its_merge_trains(lora_run, train_file, tmp_path, monkeypatch):
+    from test_trainer import grpo_main
+
+    from r1_aqa import models
+
+    adapter = lora_run / "checkpoint-2"
+    # why: the policy would be base + adapter, but TRL would build the KL reference from the base alone
+    with pytest.raises(ValueError, match="LoRA adapter.*r1_aqa.models merge"):
+        grpo_main(str(adapter), train_file, tmp_path / "refused", monkeypatch, beta=0.04)
+
+    merged = tmp_path / "merged"
+    assert models.main(["merge", str(adapter), str(merged)]) == 0
+    assert (merged / "config.json").is_file() and not (merged / "adapter_config.json").exists()
+    ids = torch.tensor([[1, 5, 9, 20]])
+    with torch.no_grad():
+        expected = load_model(str(adapter), "float32")(input_ids=ids).logits
+        assert torch.allclose(load_model(str(merged), "float32")(input_ids=ids).logits, expected, atol=1e-5)
+    grpo_main(str(merged), train_file, tmp_path / "trains", monkeypatch, beta=0.04)  # the reference is the merge

@@ -12,7 +12,7 @@ from it), `predictions_silence.json` (the same model with each clip replaced by 
 it answers from the text alone) and `metrics.json`.
 Progress is appended to `*.partial.jsonl` after every batch, so a killed run resumes where it stopped; final files
 are written atomically. A finished evaluation with the same settings is not redone ("done already"); one with other
-settings is redone from scratch, none of its outputs reused.
+settings is redone from scratch, its outputs moved aside into `superseded-N/`, none of them reused.
 """
 
 import hashlib
@@ -56,6 +56,9 @@ class EvalArguments:
     base_model_name_or_path: str | None = field(
         default=None, metadata={"help": "for a LoRA checkpoint: its base, if not where adapter_config.json says"}
     )
+    chat_template_kwargs: dict | None = field(
+        default=None, metadata={"help": "chat template variables (in the YAML); default: the checkpoint's training's"}
+    )
     batch_size: int = 32
     max_new_tokens: int = 256
     do_sample: bool = False
@@ -81,10 +84,14 @@ class EvalArguments:
         return settings
 
 
-def with_trained_prompt_style(args: EvalArguments) -> EvalArguments:
-    """The prompt the checkpoint was trained with, unless one is asked for (then a mismatch is said)."""
+def with_trained_prompt(args: EvalArguments) -> EvalArguments:
+    """The prompt the checkpoint was trained with (style and chat template variables, from its resolved config),
+    unless one is asked for; a style asked for that differs from the trained one is said."""
     config = Path(args.model_name_or_path) / RESOLVED_CONFIG
-    trained = yaml.safe_load(config.read_text()).get("data", {}).get("prompt_style") if config.is_file() else None
+    run = yaml.safe_load(config.read_text()) if config.is_file() else {}
+    trained = run.get("data", {}).get("prompt_style")
+    if args.chat_template_kwargs is None and run.get("training", {}).get("chat_template_kwargs"):
+        args = replace(args, chat_template_kwargs=run["training"]["chat_template_kwargs"])
     if args.prompt_style is None:
         return replace(args, prompt_style=trained or "answer")
     if trained and trained != args.prompt_style:
@@ -105,6 +112,7 @@ def settings(args: EvalArguments) -> dict:
         "base_model": _local(adapter_base(args.model_name_or_path, args.base_model_name_or_path)),
         "mmau_file_sha256": hashlib.sha256(Path(args.mmau_file).read_bytes()).hexdigest(),
         "prompt_style": args.prompt_style,
+        "chat_template_kwargs": args.chat_template_kwargs,
         "decoding": args.decoding(),
         "seed": args.seed,
         "dtype": args.dtype,
@@ -116,21 +124,31 @@ def settings(args: EvalArguments) -> dict:
 
 
 def start(output_dir: Path, wanted: dict) -> bool:
-    """False when this evaluation is finished already. Otherwise outputs left by other settings are deleted (their
-    predictions and partial files must not be mixed into this one) and these settings are recorded first."""
+    """False when this evaluation is finished already. Otherwise outputs of other settings are moved aside into
+    `superseded-N/` (their predictions and partial files must not be mixed into this one, and hours of inference
+    are not deleted for a changed option), and these settings are recorded first."""
     path = output_dir / SETTINGS
+    finished = (output_dir / "metrics.json").is_file()
+    if not path.is_file() and finished:  # scored before settings were recorded: nothing says it differs
+        print(f"done already: {output_dir / 'metrics.json'} (settings not recorded then; move it away to rescore)")
+        return False
     recorded = json.loads(path.read_text()) if path.is_file() else None
     if recorded == wanted:
-        if (output_dir / "metrics.json").is_file():
+        if finished:
             print(f"done already: {output_dir / 'metrics.json'}")
             return False
         return True  # unfinished with the same settings: resume
-    left = [output_dir / name for name in OUTPUTS if (output_dir / name).is_file()]
-    if left:
-        changed = [key for key in wanted if (recorded or {}).get(key) != wanted[key]]
-        print(f"{output_dir}: scored before with other settings ({', '.join(changed)}): scoring again from scratch")
+    left = [output_dir / name for name in (SETTINGS, *OUTPUTS) if (output_dir / name).is_file()]
+    if recorded is not None and left:
+        changed = [key for key in wanted if recorded.get(key) != wanted[key]]
+        aside = next(
+            output_dir / f"superseded-{n}" for n in range(1, 10**6) if not (output_dir / f"superseded-{n}").exists()
+        )
+        aside.mkdir()
         for output in left:
-            output.unlink()
+            output.rename(aside / output.name)
+        print(f"{output_dir}: scored before with other settings ({', '.join(changed)}), moved to {aside}; "
+              "scoring again from scratch")  # fmt: skip
     write_json(path, wanted)
     return True
 
@@ -149,8 +167,8 @@ def read_partial(path: Path) -> dict[str, str]:
 
 
 @torch.no_grad()
-def generate(model, processor, conversations: list, clips: list, decoding: dict) -> list[str]:
-    inputs = encode(processor, conversations, clips).to(model.device)
+def generate(model, processor, conversations: list, clips: list, decoding: dict, chat_template_kwargs=None) -> list:
+    inputs = encode(processor, conversations, clips, chat_template_kwargs).to(model.device)
     inputs["input_features"] = inputs["input_features"].to(model.dtype)
     output = model.generate(**inputs, **decoding, pad_token_id=processor.tokenizer.pad_token_id)
     return processor.batch_decode(output[:, inputs["input_ids"].size(1) :], skip_special_tokens=True)
@@ -180,7 +198,7 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
             clips = load_clips(conversations)
             if silent:
                 clips = [np.zeros_like(clip) for clip in clips]
-            outputs = generate(model, processor, conversations, clips, args.decoding())
+            outputs = generate(model, processor, conversations, clips, args.decoding(), args.chat_template_kwargs)
             for item, output in zip(batch, outputs, strict=True):
                 done[item["id"]] = output
                 progress.write(json.dumps({"id": item["id"], "model_output": output}, ensure_ascii=False) + "\n")
@@ -199,7 +217,7 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
 
 def main(args: EvalArguments) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    args = with_trained_prompt_style(args)
+    args = with_trained_prompt(args)
     items = read_items(args.mmau_file, "prepared MMAU file")
     missing = [item["id"] for item in items if "audio_path" not in item]
     if missing:

@@ -1,9 +1,15 @@
 """Loading an audio-language model and its processor by folder or hub id, for training and evaluation alike.
 
-A LoRA checkpoint (`use_peft: true`) holds only the adapter: it is loaded onto its base and merged."""
+A LoRA checkpoint (`use_peft: true`) holds only the adapter: it is loaded onto its base and merged. To train on from
+one (SFT with LoRA, then GRPO with a KL reference), write the merged model as a full folder first:
 
+    python -m r1_aqa.models merge exp/sft-lora/checkpoint-500 exp/sft-lora-merged [--base BASE]
+"""
+
+import argparse
 import json
 import os
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -89,3 +95,33 @@ def load_processor(
     processor = AutoProcessor.from_pretrained(path, revision=revision)
     processor.tokenizer.padding_side = padding_side
     return processor
+
+
+def merge_adapter(path: str, output: str, base_model_name_or_path: str | None = None) -> None:
+    """A LoRA checkpoint merged into its base, saved as a full model folder with its processor."""
+    if adapter_base(path, base_model_name_or_path) is None:
+        raise ValueError(f"{path}: no adapter_config.json, so no LoRA adapter to merge")
+    model = load_model(path, "auto", fast_audio_encoder=False, base_model_name_or_path=base_model_name_or_path)
+    model.save_pretrained(output)
+    load_processor(path, base_model_name_or_path=base_model_name_or_path).save_pretrained(output)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m r1_aqa.models", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True)
+    merge = commands.add_parser("merge", help="a LoRA checkpoint -> a full model folder")
+    merge.add_argument("adapter", help="a checkpoint folder holding adapter_config.json")
+    merge.add_argument("output")
+    merge.add_argument("--base", help="its base model, if not where adapter_config.json says")
+    args = parser.parse_args(argv)
+    try:
+        merge_adapter(args.adapter, args.output, args.base)
+    except ValueError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"merged model written to {args.output}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

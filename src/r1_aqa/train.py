@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig, get_peft_config
 
-from r1_aqa.models import AudioModelConfig, load_model_from, load_processor
+from r1_aqa.models import AudioModelConfig, adapter_base, load_model_from, load_processor
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
 from r1_aqa.trainer import AudioGRPOTrainer
@@ -35,6 +35,13 @@ def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: Au
         raise ValueError(
             "model_init_kwargs: the policy is loaded from the model arguments (model_revision, dtype, "
             "attn_implementation), and TRL would apply these to the reference model alone"
+        )
+    base = adapter_base(model_args.model_name_or_path)
+    if base is not None and training_args.beta != 0.0 and not model_args.use_peft:
+        raise ValueError(
+            f"{model_args.model_name_or_path} is a LoRA adapter: the policy would be its base with the adapter merged,"
+            f" but TRL builds the KL reference from the base alone ({base}). Merge it into a full model first: "
+            f"python -m r1_aqa.models merge {model_args.model_name_or_path} MERGED_FOLDER, then train from that"
         )
     groups = resolved(data=data_args, training=training_args, model=model_args)
     if model_args.model_revision != "main":
