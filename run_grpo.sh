@@ -44,9 +44,9 @@ if [[ -z $NUM_GPUS ]]; then
   # Checked only when counted: a NUM_GPUS given also serves machines whose GPUs nvidia-smi cannot list.
   if ((NUM_GPUS == 0)) && [[ $MIXED_PRECISION != no ]]; then
     cpu=${0%"${0##*/}"}configs/accelerate/cpu.yaml  # as the user typed the script's path
-    echo "error: no GPU visible for MIXED_PRECISION=$MIXED_PRECISION; to train on one CPU process: MIXED_PRECISION=no" \
-      "NUM_GPUS=1 ACCELERATE_CONFIG=$cpu bash $0 --use_cpu true --bf16 false (GPUs nvidia-smi cannot list: set" \
-      "NUM_GPUS)" >&2
+    echo "error: no GPU visible for MIXED_PRECISION=$MIXED_PRECISION (GPUs nvidia-smi cannot list: set NUM_GPUS);" \
+      "to train on one CPU process: MIXED_PRECISION=no NUM_GPUS=1 ACCELERATE_CONFIG=$cpu bash $0 --use_cpu true" \
+      "--bf16 false" >&2
     exit 2
   fi
   ((NUM_GPUS > 0)) || NUM_GPUS=1
