@@ -39,7 +39,7 @@ def prepared(tmp_path) -> Path:
 
 
 def eval_args(model_dir, mmau_file, output_dir, **overrides) -> evaluate.EvalArguments:
-    settings = dict(model_name_or_path=model_dir, mmau_file=str(mmau_file), output_dir=str(output_dir),
+    settings = dict(model_name_or_path=model_dir, benchmark_file=str(mmau_file), output_dir=str(output_dir),
                     prompt_style="answer", batch_size=6, max_new_tokens=12, dtype="float32")  # fmt: skip
     return evaluate.EvalArguments(**{**settings, **overrides})
 

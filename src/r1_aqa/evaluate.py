@@ -1,15 +1,17 @@
-"""Answer every question of a prepared MMAU file with one model, then score it.
+"""Answer every question of a prepared benchmark file (MMAU, MMAR: recognised from its items) with one model, then
+score it.
 
     python -m r1_aqa.evaluate --config configs/mmau_eval.yaml --model_name_or_path exp/model/checkpoint-100 \
-        --mmau_file data/MMAU/mmau-test-mini.prepared.json --output_dir exp/model/mmau/checkpoint-100
+        --benchmark_file data/MMAU/mmau-test-mini.prepared.json --output_dir exp/model/mmau/checkpoint-100
 
 The model may be a LoRA checkpoint (merged into its base, see r1_aqa.models). The prompt style is the one the
 checkpoint was trained with (its `resolved_config.yaml`), `answer` for a model without one; `--prompt_style` wins.
 
-Writes, in `output_dir`: `settings.json` (what changes the answers, written first), `predictions.json` (MMAU's
-format: every original key, plus `model_output`, the raw completion, and `model_prediction`, the answer extracted
-from it), `predictions_silence.json` (the same model with each clip replaced by silence of the same length: how much
-it answers from the text alone) and `metrics.json`.
+Writes, in `output_dir`: `settings.json` (what changes the answers, written first), `predictions.json` (every
+original key, plus `model_output`, the raw completion, and `model_prediction`, the answer extracted from it, or the
+whole completion when it has no <answer> tag, as R1-AQA stored it), `predictions_silence.json` (the same model with
+each clip replaced by silence of the same length: how much it answers from the text alone) and `metrics.json` (both
+scored fields, the headline named, and how many clips were cut to the model's limit).
 Progress is appended to `*.partial.jsonl` after every batch, so a killed run resumes where it stopped; final files
 are written atomically. A finished evaluation with the same settings is not redone ("done already"); one with other
 settings is redone from scratch, its outputs moved aside into `superseded-N/`, none of them reused.
@@ -31,13 +33,15 @@ from tqdm import tqdm
 from transformers import set_seed
 from trl import TrlParser
 
+from r1_aqa.audio import MAX_SECONDS, SAMPLING_RATE, header_samples
+from r1_aqa.benchmarks import BenchmarkError, checked, read_items, recognise
 from r1_aqa.files import write_json
-from r1_aqa.mmau import MMAUError, format_metrics, metrics_for, read_items
 from r1_aqa.models import adapter_base, load_model, load_processor
 from r1_aqa.processing import encode, load_clips
-from r1_aqa.prompts import INSTRUCTIONS, extract_answer, messages
+from r1_aqa.prompts import INSTRUCTIONS, answer_or_completion, messages
 from r1_aqa.rewards import FORMATS
 from r1_aqa.runs import RESOLVED_CONFIG
+from r1_aqa.scoring import format_metrics, metrics_for
 
 logger = logging.getLogger(__name__)
 SETTINGS = "settings.json"
@@ -48,7 +52,9 @@ OUTPUTS = ("metrics.json", "predictions.json", "predictions_silence.json", "pred
 @dataclass
 class EvalArguments:
     model_name_or_path: str = field(metadata={"help": "model folder (a checkpoint-N) or hub id"})
-    mmau_file: str = field(metadata={"help": "made by `python -m r1_aqa.mmau prepare`"})
+    benchmark_file: str = field(
+        metadata={"help": "made by `python -m r1_aqa.benchmarks prepare`", "aliases": ["--mmau_file"]}
+    )
     output_dir: str = field(metadata={"help": "where predictions and metrics go"})
     prompt_style: str | None = field(
         default=None, metadata={"help": f"one of {sorted(INSTRUCTIONS)}; default: the checkpoint's, else answer"}
@@ -105,12 +111,13 @@ def _local(path: str | None) -> str | None:
     return os.path.abspath(path) if path and os.path.exists(path) else path
 
 
-def settings(args: EvalArguments) -> dict:
+def settings(args: EvalArguments, benchmark: str) -> dict:
     """Everything that changes the answers: an evaluation with other settings is another evaluation."""
     return {
         "model": _local(args.model_name_or_path),
         "base_model": _local(adapter_base(args.model_name_or_path, args.base_model_name_or_path)),
-        "mmau_file_sha256": hashlib.sha256(Path(args.mmau_file).read_bytes()).hexdigest(),
+        "benchmark": benchmark,
+        "benchmark_file_sha256": hashlib.sha256(Path(args.benchmark_file).read_bytes()).hexdigest(),
         "prompt_style": args.prompt_style,
         "chat_template_kwargs": args.chat_template_kwargs,
         "decoding": args.decoding(),
@@ -123,6 +130,14 @@ def settings(args: EvalArguments) -> dict:
     }
 
 
+def upgraded(recorded: dict) -> dict:
+    """Settings recorded before there were other benchmarks name MMAU's file: the same evaluation, not redone."""
+    if "mmau_file_sha256" in recorded and "benchmark" not in recorded:
+        recorded = {("benchmark_file_sha256" if k == "mmau_file_sha256" else k): v for k, v in recorded.items()}
+        recorded = {"benchmark": "mmau", **recorded}
+    return recorded
+
+
 def start(output_dir: Path, wanted: dict) -> bool:
     """False when this evaluation is finished already. Otherwise outputs of other settings are moved aside into
     `superseded-N/` (their predictions and partial files must not be mixed into this one, and hours of inference
@@ -132,7 +147,7 @@ def start(output_dir: Path, wanted: dict) -> bool:
     if not path.is_file() and finished:  # scored before settings were recorded: nothing says it differs
         print(f"done already: {output_dir / 'metrics.json'} (settings not recorded then; move it away to rescore)")
         return False
-    recorded = json.loads(path.read_text()) if path.is_file() else None
+    recorded = upgraded(json.loads(path.read_text())) if path.is_file() else None
     if recorded == wanted:
         if finished:
             print(f"done already: {output_dir / 'metrics.json'}")
@@ -174,6 +189,18 @@ def generate(model, processor, conversations: list, clips: list, decoding: dict,
     return processor.batch_decode(output[:, inputs["input_ids"].size(1) :], skip_special_tokens=True)
 
 
+def prediction(item: dict, output: str) -> dict:
+    """An item as the official scripts read it: its keys, the completion and the answer scored by default."""
+    kept = {k: v for k, v in item.items() if k != "audio_path"}
+    return {**kept, "model_output": output, "model_prediction": answer_or_completion(output)}
+
+
+def cut_clips(items: list[dict]) -> dict:
+    """Clips longer than the model hears: the audio loader cuts them to their first MAX_SECONDS, as in training."""
+    cut = [item["id"] for item in items if header_samples(item["audio_path"]) > MAX_SECONDS * SAMPLING_RATE]
+    return {"count": len(cut), "max_seconds": MAX_SECONDS, "ids": cut}
+
+
 def answer_all(model, processor, items: list[dict], args: EvalArguments, destination: Path, silent: bool) -> list:
     """Predictions for every item, resumed from `destination`'s partial file; writes `destination` at the end."""
     if destination.is_file():  # finished before this run was killed (e.g. in the silent pass): keep it
@@ -205,11 +232,7 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
             progress.flush()
             os.fsync(progress.fileno())
             bar.update(len(batch))
-    predictions = [
-        {**{k: v for k, v in item.items() if k != "audio_path"}, "model_output": done[item["id"]],
-         "model_prediction": extract_answer(done[item["id"]])}
-        for item in items
-    ]  # fmt: skip
+    predictions = [prediction(item, done[item["id"]]) for item in items]
     write_json(destination, predictions)
     partial.unlink()
     return predictions
@@ -218,13 +241,16 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
 def main(args: EvalArguments) -> dict:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     args = with_trained_prompt(args)
-    items = read_items(args.mmau_file, "prepared MMAU file")
+    items = read_items(args.benchmark_file, "prepared benchmark file")
+    benchmark = recognise(items, args.benchmark_file)
+    checked(items, args.benchmark_file, benchmark)
     missing = [item["id"] for item in items if "audio_path" not in item]
     if missing:
-        raise MMAUError(f"{args.mmau_file}: no audio_path for {', '.join(missing[:10])}; run `r1_aqa.mmau prepare`")
+        raise BenchmarkError(f"{args.benchmark_file}: no audio_path for {', '.join(missing[:10])}; run "
+                             "`python -m r1_aqa.benchmarks prepare`")  # fmt: skip
     output_dir = Path(args.output_dir)
     output_dir.mkdir(parents=True, exist_ok=True)
-    if not start(output_dir, settings(args)):
+    if not start(output_dir, settings(args, benchmark.name)):
         return json.loads((output_dir / "metrics.json").read_text())
     set_seed(args.seed)
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -237,20 +263,21 @@ def main(args: EvalArguments) -> dict:
     silence = None
     if args.silent_audio_floor:
         silence = answer_all(model, processor, items, args, output_dir / "predictions_silence.json", silent=True)
-    metrics = metrics_for(predictions, silence)
+    metrics = metrics_for(benchmark, predictions, silence)
+    metrics["cut_clips"] = cut_clips(items)
     pattern = FORMATS[args.prompt_style]
     matching = sum(pattern.fullmatch(p["model_output"]) is not None for p in predictions)
     metrics["format"] = {"matching": matching, "count": len(predictions), "rate": 100.0 * matching / len(predictions)}
     metrics.update(model=args.model_name_or_path, prompt_style=args.prompt_style, decoding=args.decoding(),
                    evaluation=asdict(args))  # fmt: skip
     write_json(output_dir / "metrics.json", metrics)
-    print(format_metrics(metrics))
+    print(format_metrics(metrics, benchmark.floor_groups))
     return metrics
 
 
 if __name__ == "__main__":
     try:
         main(*TrlParser((EvalArguments,)).parse_args_and_config())
-    except MMAUError as error:
+    except BenchmarkError as error:
         print(f"error: {error}", file=sys.stderr)
         sys.exit(2)

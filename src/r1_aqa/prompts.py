@@ -67,3 +67,10 @@ def extract_answer(text: str) -> str | None:
     """The text inside the last <answer>...</answer>, stripped; None when there is no such tag."""
     found = ANSWER_TAG.findall(text)
     return found[-1].strip() if found else None
+
+
+def answer_or_completion(text: str) -> str:
+    """The answer as R1-AQA's evaluation stored and scored it (`model_prediction`): the tag's text, or the whole
+    completion when it has no tag (an empty tag stays empty)."""
+    answer = extract_answer(text)
+    return text if answer is None else answer

@@ -1,10 +1,12 @@
-"""One table and one plot of every model scored in a run folder: accuracy per task against training step.
+"""One summary of every model scored in a run folder, on every benchmark: accuracy per group against training step.
 
     python -m r1_aqa.summary RUN_DIR
 
-Reads `RUN_DIR/mmau/*/metrics.json` (written by `r1_aqa.evaluate`), writes `RUN_DIR/mmau_summary.md`,
-`RUN_DIR/mmau_summary.csv` and `RUN_DIR/mmau_accuracy.png`, and prints the Markdown table. When the run's
-checkpoints hold a trainer state with rewards, it also plots the mean reward per 50 steps to `RUN_DIR/reward.png`.
+Reads `RUN_DIR/<benchmark>/*/metrics.json` (written by `r1_aqa.evaluate`; `<benchmark>` a name of the registry,
+r1_aqa.benchmarks: mmau, mmar), writes `RUN_DIR/mmau_summary.md` (a table per benchmark, headed by its file version,
+the field scored and its item count), `RUN_DIR/mmau_summary.csv` (a row per model, every benchmark's columns) and
+`RUN_DIR/mmau_accuracy.png` (a line per benchmark), and prints the Markdown. When the run's checkpoints hold a trainer
+state with rewards, it also plots the mean reward per 50 steps to `RUN_DIR/reward.png`.
 """
 
 import csv
@@ -15,47 +17,70 @@ import re
 import sys
 from pathlib import Path
 
+from r1_aqa.benchmarks import Benchmark, registry
 from r1_aqa.files import write_atomic
-from r1_aqa.mmau import ORDER, SELECTION_WARNING
+from r1_aqa.mmau import SELECTION_WARNING
+from r1_aqa.scoring import FIELDS, LEGACY_FIELDS, version_text
 
 FLOORS = ("first_choice", "random", "silent_audio")
 REWARD_WINDOW = 50  # steps per point of the reward curve: single steps are too noisy to read
 
 
-def task_names(metrics: list[dict]) -> list[str]:
-    """MMAU's sound, music, speech; or whatever tasks another MMAU-format file has (e.g. the synthetic set)."""
-    names = dict.fromkeys(key for m in metrics for key in m["task"])
-    return sorted(names, key=lambda key: (ORDER.index(key) if key in ORDER else len(ORDER), key))
+def group_values(benchmark: Benchmark, metrics: list[dict]) -> list[str]:
+    """The values of the benchmark's table group (MMAU's tasks, MMAR's modalities), in its official order; or
+    whatever another file in the same format has (e.g. the synthetic set's tasks)."""
+    names = dict.fromkeys(key for m in metrics for key in m[benchmark.table_group])
+    order = benchmark.order
+    return sorted(names, key=lambda key: (order.index(key) if key in order else len(order), key))
 
 
 def columns(rows: list[dict]) -> list[str]:
-    tasks = [key for key in rows[0] if key.startswith("task:")] if rows else []
-    return ["model", "step", *tasks, "average", "format", *FLOORS, "items", "version", "missing"]
+    groups = [key for key in rows[0] if key.startswith("group:")] if rows else []
+    return ["model", "step", *groups, "average", "average_raw", "format", *FLOORS, "field", "items", "version",
+            "missing"]  # fmt: skip
 
 
-def collect(run_dir: Path) -> list[dict]:
-    """A row per scored model: baselines (no step) first, then checkpoints by step."""
-    paths = sorted((run_dir / "mmau").glob("*/metrics.json"))
+def _field(metrics: dict) -> str:
+    field = metrics.get("scored_field", "raw")  # files written before both fields were scored scored model_output
+    return LEGACY_FIELDS.get(field, field)
+
+
+def _raw_average(metrics: dict) -> float | None:
+    if "fields" in metrics:
+        return metrics["fields"]["raw"]["total"]["accuracy"]
+    return metrics["total"]["accuracy"] if _field(metrics) == "raw" else None
+
+
+def collect(run_dir: Path, benchmark: Benchmark) -> list[dict]:
+    """A row per model scored on `benchmark`: baselines (no step) first, then checkpoints by step."""
+    paths = sorted((run_dir / benchmark.name).glob("*/metrics.json"))
     everything = [json.loads(path.read_text()) for path in paths]
-    tasks = task_names(everything)
+    values = group_values(benchmark, everything)
     rows = []
     for path, metrics in zip(paths, everything, strict=True):
         match = re.fullmatch(r"checkpoint-(\d+)", path.parent.name)
-        benchmark = metrics["benchmark"]
         floors = metrics["floors"]
-        row = {
+        groups = metrics[benchmark.table_group]
+        rows.append({
             "model": path.parent.name,
             "step": int(match.group(1)) if match else None,
-            **{f"task:{task}": metrics["task"].get(task, {}).get("accuracy") for task in tasks},
+            **{f"group:{value}": groups.get(value, {}).get("accuracy") for value in values},
             "average": metrics["total"]["accuracy"],
+            "average_raw": _raw_average(metrics),
             "format": metrics.get("format", {}).get("rate"),
             **{name: floors[name]["total"]["accuracy"] if name in floors else None for name in FLOORS},
-            "items": benchmark["items"],
-            "version": benchmark["version"] or " or ".join(benchmark.get("matching_versions", [])) or "unknown",
+            "field": _field(metrics),
+            "items": metrics["benchmark"]["items"],
+            "version": version_text(metrics["benchmark"]),
             "missing": metrics["missing"],
-        }
-        rows.append(row)
+        })  # fmt: skip
     return sorted(rows, key=lambda row: (row["step"] is not None, row["step"] or 0, row["model"]))
+
+
+def collect_all(run_dir: Path) -> dict[str, list[dict]]:
+    """Rows per benchmark scored in this run, in the registry's order."""
+    found = {name: collect(run_dir, benchmark) for name, benchmark in registry().items()}
+    return {name: rows for name, rows in found.items() if rows}
 
 
 def _cell(value) -> str:
@@ -65,23 +90,55 @@ def _cell(value) -> str:
 
 
 def _header(column: str) -> str:
-    return column.removeprefix("task:")
+    return column.removeprefix("group:")
 
 
-def markdown(rows: list[dict]) -> str:
-    names = columns(rows)
-    lines = ["| " + " | ".join(map(_header, names)) + " |", "|" + "---|" * len(names)]
-    lines += ["| " + " | ".join(_cell(row[column]) for column in names) + " |" for row in rows]
+def _title(rows: list[dict]) -> str:
+    """What a figure never travels without: file version, field scored, items (missing: per row)."""
+    versions = sorted({row["version"] for row in rows})
+    fields = sorted({row["field"] for row in rows})
+    items = sorted({row["items"] for row in rows})
+    return (f"{' / '.join(versions)}: {' / '.join(map(str, items))} items, scored on "
+            + " / ".join(f"{field} ({FIELDS.get(field, field)})" for field in fields))  # fmt: skip
+
+
+def markdown(tables: dict[str, list[dict]]) -> str:
+    lines = []
+    for name, rows in tables.items():
+        names = columns(rows)
+        lines += [f"### {name}: {_title(rows)}", ""]
+        lines += ["| " + " | ".join(map(_header, names)) + " |", "|" + "---|" * len(names)]
+        lines += ["| " + " | ".join(_cell(row[column]) for column in names) + " |" for row in rows]
+        if len({row["version"] for row in rows}) > 1:
+            lines.append(f"WARNING: these {name} rows were scored on different benchmark files; do not compare them.")
+        if len({row["field"] for row in rows}) > 1:
+            lines.append(f"WARNING: these {name} rows were scored on different fields; do not compare them.")
+        lines.append("")
     notes = [
-        "",
-        "Accuracy in % (MMAU's official rule; an item without output counts as wrong). `average` is over all items;",
-        "`format`: % of outputs in the prompt's tag structure. `first_choice`, `random` (seeded) and `silent_audio`",
-        "(the same model, every clip silenced) are floors.",
+        "Accuracy in % (the official rule; an item without output counts as wrong). `average` is over all items, on",
+        "the field named: `answer` is the extracted answer (the text of the last <answer> tag, or the whole",
+        "completion without one), as R1-AQA and RL papers score it; `average_raw` scores the whole completion, as",
+        "MMAU's official script does. `format`: % of outputs in the prompt's tag structure. `first_choice`, `random`",
+        "(seeded) and `silent_audio` (the same model, every clip silenced) are floors.",
+        SELECTION_WARNING,
     ]
-    if len({row["version"] for row in rows}) > 1:
-        notes.append("WARNING: these rows were scored on different benchmark files; do not compare them.")
-    notes.append(SELECTION_WARNING)
     return "\n".join(lines + notes) + "\n"
+
+
+def csv_text(tables: dict[str, list[dict]]) -> str:
+    """A row per model; every benchmark's columns, named `<benchmark> <column>`."""
+    models = {}
+    for name, rows in tables.items():
+        for row in rows:
+            merged = models.setdefault(row["model"], {"model": row["model"], "step": row["step"]})
+            merged.update({f"{name} {_header(column)}": row[column] for column in columns(rows)[2:]})
+    names = ["model", "step"] + [f"{name} {_header(c)}" for name, rows in tables.items() for c in columns(rows)[2:]]
+    ordered = sorted(models.values(), key=lambda row: (row["step"] is not None, row["step"] or 0, row["model"]))
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(names)
+    writer.writerows([[_cell(row.get(name)) if row.get(name) is not None else "" for name in names] for row in ordered])
+    return buffer.getvalue()
 
 
 def save_figure(figure, path: Path) -> None:
@@ -94,31 +151,37 @@ def save_figure(figure, path: Path) -> None:
         temporary.unlink(missing_ok=True)
 
 
-def plot(rows: list[dict], path: Path) -> None:
+def plot(tables: dict[str, list[dict]], path: Path) -> None:
+    """A line per benchmark (its average against step), its silent-audio floor dotted and first-choice floor
+    dashed in the same colour; baselines (no step) as dash-dot lines."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    steps = [row for row in rows if row["step"] is not None]
     figure, axis = plt.subplots(figsize=(7, 4.5))
-    tasks = [(column, "-o") for column in columns(rows) if column.startswith("task:")]
-    for column, style in [*tasks, ("average", "-s"), ("silent_audio", ":x")]:
-        if steps and any(row[column] is not None for row in steps):
-            points = [row[column] for row in steps]
-            axis.plot([row["step"] for row in steps], points, style, label=_header(column))
-    for row in rows:
-        if row["step"] is None:
-            axis.axhline(row["average"], linestyle="-.", color="grey", linewidth=1)
-            axis.annotate(row["model"], (0, row["average"]), xycoords=("axes fraction", "data"), fontsize=8)
-    for name, color in (("first_choice", "black"), ("random", "red")):
-        values = [row[name] for row in rows if row[name] is not None]
-        if values:
-            axis.axhline(sum(values) / len(values), linestyle="--", color=color, linewidth=1, label=f"{name} floor")
+    for index, (name, rows) in enumerate(tables.items()):
+        color = f"C{index}"
+        steps = [row for row in rows if row["step"] is not None]
+        label = f"{name} {rows[0]['version']} ({rows[0]['field']})"
+        if steps:
+            axis.plot([row["step"] for row in steps], [row["average"] for row in steps], "-o", color=color, label=label)
+            silent = [row for row in steps if row["silent_audio"] is not None]
+            if silent:
+                axis.plot([row["step"] for row in silent], [row["silent_audio"] for row in silent], ":x", color=color,
+                          label=f"{name} silent audio")  # fmt: skip
+        for row in rows:
+            if row["step"] is None:
+                axis.axhline(row["average"], linestyle="-.", color=color, linewidth=1)
+                axis.annotate(f"{name} {row['model']}", (0, row["average"]), xycoords=("axes fraction", "data"),
+                              fontsize=8)  # fmt: skip
+        first = [row["first_choice"] for row in rows if row["first_choice"] is not None]
+        if first:
+            axis.axhline(sum(first) / len(first), linestyle="--", color=color, linewidth=1,
+                         label=f"{name} first-choice floor")  # fmt: skip
     axis.set_xlabel("training step")
-    axis.set_ylabel("MMAU accuracy (%)")
-    version = rows[0]["version"] if rows else "unknown"
-    axis.set_title(f"MMAU test-mini {version}" if version != "unknown" else "MMAU-format evaluation set")
+    axis.set_ylabel("accuracy (%)")
+    axis.set_title(" · ".join(tables))
     axis.grid(alpha=0.3)
     axis.legend(fontsize=8, loc="best")
     figure.tight_layout()
@@ -155,18 +218,13 @@ def plot_rewards(windows: list[tuple[int, float]], path: Path) -> None:
 
 
 def summarize(run_dir: Path) -> str:
-    rows = collect(run_dir)
-    if not rows:
-        raise FileNotFoundError(f"{run_dir}: no mmau/*/metrics.json to summarize")
-    table = markdown(rows)
+    tables = collect_all(run_dir)
+    if not tables:
+        raise FileNotFoundError(f"{run_dir}: no {{{','.join(registry())}}}/*/metrics.json to summarize")
+    table = markdown(tables)
     write_atomic(run_dir / "mmau_summary.md", table)
-    buffer = io.StringIO()
-    names = columns(rows)
-    writer = csv.writer(buffer)
-    writer.writerow([_header(name) for name in names])
-    writer.writerows([[_cell(row[name]) if row[name] is not None else "" for name in names] for row in rows])
-    write_atomic(run_dir / "mmau_summary.csv", buffer.getvalue())
-    plot(rows, run_dir / "mmau_accuracy.png")
+    write_atomic(run_dir / "mmau_summary.csv", csv_text(tables))
+    plot(tables, run_dir / "mmau_accuracy.png")
     windows = reward_windows(run_dir)
     if windows:
         plot_rewards(windows, run_dir / "reward.png")
