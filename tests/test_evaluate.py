@@ -249,3 +249,70 @@ def test_test_mmau_scores_checkpoints_in_step_order_whatever_the_run_folder_is_c
     subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, check=True, capture_output=True)
     steps = [line.rsplit("-", 1)[1] for line in (tmp_path / "calls").read_text().split()]
     assert steps == ["2", "10", "100"]
+
+
+def prepare_mmar(tmp_path) -> Path:
+    """Four MMAR items as downloaded (metadata + audio/<id>.wav): one of the six defective ones, one clip of 31 s."""
+    from test_mmar import UPSTREAM_FIXES, items, write_mmar_folder
+
+    everything = items()
+    chosen = everything[:3] + [next(item for item in everything if item["id"] in UPSTREAM_FIXES)]
+    write_mmar_folder(tmp_path / "MMAR", chosen, long={chosen[1]["id"]})
+    return tmp_path / "MMAR"
+
+
+def test_test_mmau_scores_each_benchmark_once_and_a_benchmark_added_later_alone(prepared, tmp_path):
+    run = tmp_path / "run"
+    for step, seed in ((5, 0), (10, 1)):
+        tiny.build(str(run / f"checkpoint-{step}"), seed=seed)
+    mmar_dir = prepare_mmar(tmp_path)
+    env = {"RUN_DIR": str(run), "MMAU_DIR": str(prepared.parent), "MMAR_DIR": str(mmar_dir)}
+    run_test_mmau({**env, "BENCHMARKS": "mmau"})
+    assert not (run / "mmar").exists()
+    mmau_stamps = {p: p.stat().st_mtime_ns for p in (run / "mmau").rglob("*.json")}
+
+    added = run_test_mmau({**env, "BENCHMARKS": "mmau mmar"})
+    assert added.stdout.count("done already") == 2  # MMAU's two checkpoints, not evaluated again
+    assert {p: p.stat().st_mtime_ns for p in (run / "mmau").rglob("*.json")} == mmau_stamps
+    files = ("predictions.json", "predictions_silence.json", "metrics.json")
+    for name in ("mmau", "mmar"):
+        for step in (5, 10):
+            assert all((run / name / f"checkpoint-{step}" / file).is_file() for file in files)
+    metrics = json.loads((run / "mmar" / "checkpoint-5" / "metrics.json").read_text())
+    assert metrics["benchmark"]["key"] == "mmar" and metrics["benchmark"]["matching_versions"] == [
+        "2025-05-11"
+    ]  # why: a subset holding a defective item fits the published file only
+    assert metrics["cut_clips"]["count"] == 1 and metrics["headline"] == "answer"
+    assert len(metrics["answer_not_a_choice"]) == 1 and set(metrics["fields"]) == {"answer", "raw"}
+    settings = json.loads((run / "mmar" / "checkpoint-5" / "settings.json").read_text())
+    assert settings["benchmark"] == "mmar"
+
+    table = (run / "mmau_summary.md").read_text()
+    assert "### mmau: MMAU test-mini 2025-05-15: 6 items" in table
+    assert "### mmar: MMAR 2025-05-11: 4 items, scored on answer" in table
+    header = (run / "mmau_summary.csv").read_text().splitlines()[0].split(",")
+    assert header[:2] == ["model", "step"]
+    for column in ("mmau sound", "mmau average", "mmau first_choice", "mmar speech", "mmar average", "mmar missing",
+                   "mmar version", "mmar field", "mmar items", "mmar average_raw"):  # fmt: skip
+        assert column in header, column
+    assert (run / "mmau_accuracy.png").stat().st_size > 0
+
+    stamps = {p: p.stat().st_mtime_ns for p in run.rglob("*.json")}
+    again = run_test_mmau({**env, "BENCHMARKS": "mmau mmar"})
+    assert again.stdout.count("done already") == 4
+    assert {p: p.stat().st_mtime_ns for p in run.rglob("*.json")} == stamps
+
+
+def test_settings_recorded_before_the_registry_still_mean_done(tiny_model_dir, prepared, tmp_path, capsys):
+    out = tmp_path / "eval"
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
+    recorded = json.loads((out / "settings.json").read_text())
+    assert recorded["benchmark"] == "mmau"
+    old = {("mmau_file_sha256" if k == "benchmark_file_sha256" else k): v for k, v in recorded.items()}
+    del old["benchmark"]  # why: as written before there was more than one benchmark
+    (out / "settings.json").write_text(json.dumps(old))
+    stamps = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    capsys.readouterr()
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
+    assert "done already" in capsys.readouterr().out
+    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps

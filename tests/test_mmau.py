@@ -217,3 +217,40 @@ def test_a_plot_that_fails_midway_leaves_the_previous_one_whole(tmp_path, monkey
     with pytest.raises(OSError, match="No space"):
         summary.summarize(run)
     assert summary_files(run) == before
+
+
+@pytest.mark.parametrize(
+    ("field", "expected"),
+    [
+        (None, 1.0),  # why: the headline scores the extracted answer, as R1-AQA and RL papers do (a change: was raw)
+        ("answer", 1.0),  # why: the same, named
+        ("raw", 0.0),  # why: the official script scores the whole completion, whose reasoning names a distractor
+        ("model_output", 0.0),  # why: the name --field took before, still accepted, = raw
+        ("model_prediction", 1.0),  # why: the other old name, = answer
+    ],
+)
+def test_mmau_score_scores_the_field_asked_for_and_keeps_both(tmp_path, field, expected):
+    item = benchmark("2025-05-15")[0]
+    wrong = next(c for c in item["choices"] if not words(c) & words(item["answer"]))
+    completion = f"<think>Maybe {wrong}.</think><answer>{item['answer']}</answer>"
+    (tmp_path / "p.json").write_text(json.dumps([{**item, "model_output": completion}]))
+    option = [] if field is None else ["--field", field]
+    assert mmau.main(["score", str(tmp_path / "p.json"), "--output", str(tmp_path / "m.json"), *option]) == 0
+    metrics = json.loads((tmp_path / "m.json").read_text())
+    assert metrics["total"]["correct"] == expected
+    assert metrics["fields"]["answer"]["total"]["correct"] == 1 and metrics["fields"]["raw"]["total"]["correct"] == 0
+    assert metrics["headline"] == ("raw" if expected == 0.0 else "answer")
+
+
+def test_a_metrics_file_written_before_both_fields_is_summarized_as_raw(tmp_path):
+    run = tmp_path / "run"
+    scored(run / "mmau" / "checkpoint-1")
+    path = run / "mmau" / "checkpoint-1" / "metrics.json"
+    old = json.loads(path.read_text())
+    old = {k: v for k, v in old.items() if k not in ("fields", "headline", "answer_not_a_choice")}
+    path.write_text(json.dumps({**old, "scored_field": "model_output"}))  # as this toolkit wrote it until now
+    summary.summarize(run)
+    header, row = (run / "mmau_summary.csv").read_text().splitlines()
+    cells = dict(zip(header.split(","), row.split(","), strict=True))
+    assert cells["mmau field"] == "raw" and cells["mmau average_raw"] == cells["mmau average"]
+    assert "scored on raw" in (run / "mmau_summary.md").read_text()

@@ -63,6 +63,7 @@ def collect(run_dir: Path, benchmark: Benchmark) -> list[dict]:
         groups = metrics[benchmark.table_group]
         rows.append({
             "model": path.parent.name,
+            "benchmark": metrics["benchmark"]["name"],
             "step": int(match.group(1)) if match else None,
             **{f"group:{value}": groups.get(value, {}).get("accuracy") for value in values},
             "average": metrics["total"]["accuracy"],
@@ -95,10 +96,11 @@ def _header(column: str) -> str:
 
 def _title(rows: list[dict]) -> str:
     """What a figure never travels without: file version, field scored, items (missing: per row)."""
+    names = sorted({row["benchmark"] for row in rows})
     versions = sorted({row["version"] for row in rows})
     fields = sorted({row["field"] for row in rows})
     items = sorted({row["items"] for row in rows})
-    return (f"{' / '.join(versions)}: {' / '.join(map(str, items))} items, scored on "
+    return (f"{' / '.join(names)} {' / '.join(versions)}: {' / '.join(map(str, items))} items, scored on "
             + " / ".join(f"{field} ({FIELDS.get(field, field)})" for field in fields))  # fmt: skip
 
 
@@ -106,7 +108,7 @@ def markdown(tables: dict[str, list[dict]]) -> str:
     lines = []
     for name, rows in tables.items():
         names = columns(rows)
-        lines += [f"### {name}: {_title(rows)}", ""]
+        lines += [f"### {name}: {_title(rows)}", ""]  # e.g. "mmar: MMAR 2025-05-11: 1000 items, scored on answer"
         lines += ["| " + " | ".join(map(_header, names)) + " |", "|" + "---|" * len(names)]
         lines += ["| " + " | ".join(_cell(row[column]) for column in names) + " |" for row in rows]
         if len({row["version"] for row in rows}) > 1:
