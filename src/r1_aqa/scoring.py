@@ -94,7 +94,11 @@ def metrics_for(benchmark, predictions: list[dict], silence: list[dict] | None =
 
     fields = {name: {"source": source, **score(predictions, name)} for name, source in FIELDS.items()}
     metrics = {
-        "benchmark": {"key": benchmark.name, **benchmark.detect_version(predictions)},
+        "benchmark": {
+            "key": benchmark.name,
+            "official_key": benchmark.official_key,
+            **benchmark.detect_version(predictions),
+        },  # fmt: skip
         "scored_field": field,
         "headline": field,
         **{key: value for key, value in fields[field].items() if key != "source"},
