@@ -1,6 +1,13 @@
 import pytest
 
-from r1_aqa.rewards import REWARDS, accuracy_reward, get_rewards, make_format_reward, mmau_match_reward
+from r1_aqa.rewards import (
+    REWARDS,
+    accuracy_reward,
+    get_rewards,
+    make_format_reward,
+    make_think_length_reward,
+    mmau_match_reward,
+)
 
 CHOICES = ["Man", "Woman", "A young child", "Robot"]
 
@@ -67,11 +74,51 @@ def test_rewards_accept_conversational_completions():
     assert make_format_reward("answer")([completion]) == [1.0]
 
 
+def words(count: int) -> str:
+    return " ".join(["word"] * count)
+
+
+@pytest.mark.parametrize(
+    ("completion", "expected"),
+    [
+        (f"<think>{words(3)}</think><answer>dog</answer>", 1.0),  # why: well within the budget (10)
+        (f"<think>{words(10)}</think><answer>dog</answer>", 1.0),  # why: at the budget, still full reward
+        (f"<think>{words(15)}</think><answer>dog</answer>", 0.5),  # why: halfway to twice the budget
+        (f"<think>{words(11)}</think><answer>dog</answer>", 0.9),  # why: one word over loses a tenth
+        (f"<think>{words(20)}</think><answer>dog</answer>", 0.0),  # why: twice the budget
+        (f"<think>{words(60)}</think><answer>dog</answer>", 0.0),  # why: far over is no worse than twice (not < 0)
+        ("<think></think><answer>dog</answer>", 1.0),  # why: length only; the format reward judges the structure
+        ("<answer>dog</answer>", 0.0),  # why: no think block, no thinking to reward
+        (f"<think>{words(5)}<answer>dog</answer>", 0.0),  # why: an unclosed block (truncated) is no block
+        (f"<think>{words(8)}</think><think>{words(8)}</think><answer>x</answer>", 0.4),  # why: blocks add up (16)
+        (f"<think>{words(5)}</think><answer>{words(30)}</answer>", 1.0),  # why: only the thinking is counted
+        ("<think>" + "\n\t".join(["w"] * 11) + "</think><answer>x</answer>", 0.9),  # why: any whitespace splits words
+    ],
+)
+def test_think_length(completion, expected):
+    assert make_think_length_reward("think", 10)([completion]) == [pytest.approx(expected)]
+
+
+@pytest.mark.parametrize(
+    ("style", "budget", "message"),
+    [
+        ("answer", 10, "prompt_style think"),  # why: the answer prompt asks for no thinking: every score would be 0
+        ("think", 0, "at least 1"),  # why: a zero budget divides by zero
+        ("think", None, "at least 1"),  # why: the recipe must say the budget
+    ],
+)
+def test_think_length_refuses_what_it_cannot_score(style, budget, message):
+    with pytest.raises(ValueError, match=message):
+        make_think_length_reward(style, budget)
+
+
 def test_registry_builds_each_reward_and_rejects_unknown_names():
-    assert [f.__name__ for f in get_rewards(list(REWARDS), "answer")] == [
+    assert [f.__name__ for f in get_rewards(list(REWARDS), "think", think_budget_words=50)] == [
         "accuracy_reward",
         "mmau_match_reward",
         "format_reward",
+        "think_length_reward",
     ]
+    assert get_rewards(["think_length"], "think", 2)[0](["<think>a b c</think><answer>x</answer>"]) == [0.5]
     with pytest.raises(ValueError, match="unknown reward"):
         get_rewards(["letters"], "answer")

@@ -12,6 +12,7 @@ INSTRUCTIONS = {
 }
 
 ANSWER_TAG = re.compile(r"<answer>(.*?)</answer>", re.DOTALL)
+THINK_TAG = re.compile(r"<think>(.*?)</think>", re.DOTALL)
 
 
 def question_text(question: str, choices: list[str], style: PromptStyle = "answer") -> str:
@@ -67,6 +68,11 @@ def extract_answer(text: str) -> str | None:
     """The text inside the last <answer>...</answer>, stripped; None when there is no such tag."""
     found = ANSWER_TAG.findall(text)
     return found[-1].strip() if found else None
+
+
+def think_texts(text: str) -> list[str]:
+    """The text inside each <think>...</think>, in order; [] when there is none (an unclosed tag is none)."""
+    return THINK_TAG.findall(text)
 
 
 def answer_or_completion(text: str) -> str:

@@ -1,13 +1,14 @@
 """Reward functions with TRL's signature, chosen by name from `REWARDS`.
 
 Each reads the dataset columns `solution` (the correct choice's text) and `choices`, which `data.to_grpo_rows`
-adds, and returns one float per completion. Pure functions: no I/O, no globals, no environment switches.
+adds, and returns one float per completion. Pure functions: no I/O, no globals, no environment switches. A factory
+of the registry receives the recipe's prompt style and reward options (`think_budget_words`) and uses what it needs.
 """
 
 import re
 from collections.abc import Callable
 
-from r1_aqa.prompts import completion_text, extract_answer
+from r1_aqa.prompts import completion_text, extract_answer, think_texts
 from r1_aqa.scoring import mmau_match as _mmau_match
 
 # Exactly one tag pair of each kind, nothing outside them but whitespace, no tag nested inside another.
@@ -55,15 +56,43 @@ def make_format_reward(style: str) -> Callable[..., list[float]]:
     return format_reward
 
 
-REWARDS: dict[str, Callable[[str], Callable[..., list[float]]]] = {
-    "accuracy": lambda style: accuracy_reward,
-    "mmau_match": lambda style: mmau_match_reward,
-    "format": make_format_reward,
+def think_length_score(text: str, budget_words: int) -> float:
+    """1 while the words inside <think> (every block, counted together) are within the budget, falling linearly to
+    0 at twice the budget; 0 without a think block. Length only: the format reward asks for the structure."""
+    blocks = think_texts(text)
+    if not blocks:
+        return 0.0
+    words = sum(len(block.split()) for block in blocks)
+    return min(1.0, max(0.0, 2.0 - words / budget_words))
+
+
+def make_think_length_reward(style: str, budget_words: int | None) -> Callable[..., list[float]]:
+    """`think_length_score` of each completion, for prompt_style think with a budget in words from the recipe."""
+    if style != "think":
+        raise ValueError(f"think_length needs prompt_style think (the prompt asks for <think>), got {style!r}")
+    if budget_words is None or budget_words < 1:
+        raise ValueError(f"think_length needs think_budget_words of at least 1, got {budget_words!r}")
+
+    def think_length_reward(completions, **kwargs) -> list[float]:
+        return [think_length_score(completion_text(c), budget_words) for c in completions]
+
+    return think_length_reward
+
+
+REWARDS: dict[str, Callable[..., Callable[..., list[float]]]] = {
+    "accuracy": lambda style, **options: accuracy_reward,
+    "mmau_match": lambda style, **options: mmau_match_reward,
+    "format": lambda style, **options: make_format_reward(style),
+    "think_length": lambda style, think_budget_words=None, **options: make_think_length_reward(
+        style, think_budget_words
+    ),
 }
 
 
-def get_rewards(names: list[str], style: str) -> list[Callable[..., list[float]]]:
+def get_rewards(
+    names: list[str], style: str, think_budget_words: int | None = None
+) -> list[Callable[..., list[float]]]:
     unknown = [name for name in names if name not in REWARDS]
     if unknown:
         raise ValueError(f"unknown reward(s) {unknown}; known: {sorted(REWARDS)}")
-    return [REWARDS[name](style) for name in names]
+    return [REWARDS[name](style, think_budget_words=think_budget_words) for name in names]
