@@ -150,7 +150,8 @@ def load_rows(path: str | Path, audio_check: str = "header") -> list[dict]:
 
 
 def to_grpo_row(row: dict, prompt_style: str, video_to_audio: bool) -> dict:
-    """The columns the trainer and the rewards read: `prompt`, `solution`, `choices`."""
+    """The columns the trainer and the rewards read: `prompt`, `solution`, `choices`, and `question` (the text the
+    prompt asks, from which `choice_order.ChoiceShuffle` rebuilds it with its choices in another order)."""
     question = row["question_text"]
     if video_to_audio:
         # AVQA asks about "the video"; the model only hears the audio (R1-AQA made the same replacement).
@@ -160,6 +161,7 @@ def to_grpo_row(row: dict, prompt_style: str, video_to_audio: bool) -> dict:
         "prompt": messages(row["audio_path"], question, choices, prompt_style),
         "solution": choices[row["answer"]],
         "choices": choices,
+        "question": question,
         "id": str(row["id"]),
     }
 

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 
 from trl import GRPOConfig, get_peft_config
 
+from r1_aqa.choice_order import ChoiceShuffle
 from r1_aqa.models import AudioModelConfig, adapter_base, load_model_from, load_processor
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
@@ -22,12 +23,21 @@ class GRPODataArguments(DataArguments):
         default_factory=lambda: ["accuracy", "format"],
         metadata={"help": f"names from {sorted(REWARDS)}; weights: reward_weights"},
     )
+    shuffle_choices: bool = field(
+        default=False,
+        metadata={"help": "show each prompt's choices in an order drawn from (seed, epoch, item id), anew each epoch"},
+    )
+    think_budget_words: int = field(
+        default=50, metadata={"help": "think_length reward: 1 up to this many words of thinking, 0 from twice it"}
+    )
 
     def __post_init__(self):
         super().__post_init__()
         unknown = [name for name in self.reward_funcs if name not in REWARDS]
         if unknown:
             raise ValueError(f"unknown reward_funcs {unknown}; known: {sorted(REWARDS)}")
+        if "think_length" in self.reward_funcs:
+            get_rewards(["think_length"], self.prompt_style, self.think_budget_words)  # refuses what it cannot use
 
 
 def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: AudioModelConfig) -> None:
@@ -51,11 +61,12 @@ def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: Au
     trainer = AudioGRPOTrainer(
         model=load_model_from(model_args),
         processing_class=load_processor(model_args.model_name_or_path, revision=model_args.model_revision),
-        reward_funcs=get_rewards(data_args.reward_funcs, data_args.prompt_style),
+        reward_funcs=get_rewards(data_args.reward_funcs, data_args.prompt_style, data_args.think_budget_words),
         args=training_args,
         train_dataset=build_dataset(data_args),
         peft_config=get_peft_config(model_args),
         callbacks=[SaveResolvedConfig(groups)],
+        choice_shuffle=ChoiceShuffle(training_args.seed, data_args.prompt_style) if data_args.shuffle_choices else None,
     )
     train_and_save(trainer, data_args, groups)
 

@@ -5,7 +5,8 @@ the processor must receive the clips (`_tokenize_prompts`), the clips' features 
 (`_generate_and_score_completions`, `compute_loss`), and every log-prob pass (policy, old policy, reference) must
 receive them row by row (`_get_per_token_logps_and_entropies`). Everything else is upstream's, except the options
 under which upstream would generate without the clips (vLLM, tool calling), refused at start, and resuming, made
-exact by `r1_aqa.grpo_resume.ExactResume`.
+exact by `r1_aqa.grpo_resume.ExactResume`. The same generation hook also shows each prompt's choices in the epoch's
+order when asked (`r1_aqa.choice_order.ChoiceShuffle`) and logs the pass rate and the answers' choice positions.
 """
 
 import inspect
@@ -15,6 +16,7 @@ import torch
 from trl import GRPOTrainer
 
 from r1_aqa.checkpoints import CheckpointLoading
+from r1_aqa.choice_order import ChoiceShuffle, answer_position, choice_metrics, position
 from r1_aqa.fast_audio import enable_fast_audio, is_fast_audio_enabled
 from r1_aqa.grpo_resume import RESUME_HOOKS, ExactResume
 from r1_aqa.processing import encode
@@ -33,7 +35,7 @@ OVERRIDDEN_HOOKS = (
 class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
     """GRPO on prompts of the form [user: (audio clip, question text)], as built by `r1_aqa.prompts.messages`."""
 
-    def __init__(self, model, *args, **kwargs):
+    def __init__(self, model, *args, choice_shuffle: ChoiceShuffle | None = None, **kwargs):
         if isinstance(model, str):
             raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.models.load_model), not a path")
         _refuse_audio_blind_paths(inspect.signature(GRPOTrainer.__init__).bind(self, model, *args, **kwargs).arguments)
@@ -48,6 +50,10 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
             if borrowed:
                 del model.config.image_token_id  # keep it out of the checkpoints' config.json
         self._batch_audio: dict[str, torch.Tensor] | None = None
+        self.choice_shuffle = choice_shuffle
+        # Positions logged: as many as the most choices a training question has (none without a `choices` column).
+        columns = getattr(self.train_dataset, "column_names", None) or []
+        self._choice_positions = max(map(len, self.train_dataset["choices"])) if "choices" in columns else 0
         # Upstream builds the reference model afresh from the checkpoint: give it the policy's audio encoder path.
         if self.ref_model is not None and is_fast_audio_enabled(self.model):
             enable_fast_audio(self.ref_model)
@@ -62,12 +68,33 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
         return prompt_ids, None, dict(self._batch_audio)  # tensors in the third slot go to `generate`
 
     def _generate_and_score_completions(self, inputs):
-        # Upstream neither passes audio to the old-policy and reference passes nor keeps it in the batch it returns.
+        # Upstream neither passes audio to the old-policy and reference passes nor keeps it in the batch it returns;
+        # it shows a prompt as the dataset holds it, where shuffled choices are drawn per epoch; and it logs no pass
+        # rate or answer positions. The epoch is the trainer state's, which a resumed run restores.
+        if self.choice_shuffle is not None and self.model.training:
+            epoch = int(self.state.epoch or 0)
+            inputs = [self.choice_shuffle.row(row, epoch) for row in inputs]
         output = super()._generate_and_score_completions(inputs)
         device = self.accelerator.device
         output.update({key: value.to(device) for key, value in self._batch_audio.items()})
         self._batch_audio = None
+        if self._choice_positions:
+            self._log_choice_metrics(inputs, output["completion_ids"])
         return output
+
+    def _log_choice_metrics(self, inputs: list[dict], completion_ids: torch.Tensor) -> None:
+        """`choice_order.choice_metrics` over the whole generation batch (every process), into upstream's log."""
+        texts = self.processing_class.batch_decode(completion_ids, skip_special_tokens=True)
+        positions = [
+            (answer_position(text, row["choices"]), position(row["solution"], row["choices"]))
+            for text, row in zip(texts, inputs, strict=True)
+        ]
+        gathered = self.accelerator.gather(torch.tensor(positions, device=self.accelerator.device)).cpu()
+        mode = "train" if self.model.training else "eval"
+        group_size = self.num_generations if mode == "train" else self.num_generations_eval
+        metrics = choice_metrics(gathered[:, 0], gathered[:, 1], group_size, self._choice_positions)
+        for name, value in metrics.items():
+            self._metrics[mode][name].append(value)
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Upstream's loss pass forwards image keys only; the batch's clips are read from `inputs` here.
