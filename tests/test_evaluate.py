@@ -14,7 +14,7 @@ import yaml
 from test_mmau import benchmark, write_mmau_folder
 from test_trainer import reference_features
 
-from r1_aqa import evaluate, mmau, tiny
+from r1_aqa import evaluate, mmau, summary, tiny
 from r1_aqa.models import load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import messages
@@ -316,3 +316,54 @@ def test_settings_recorded_before_the_registry_still_mean_done(tiny_model_dir, p
     evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
     assert "done already" in capsys.readouterr().out
     assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps
+
+
+def test_shuffled_choices_reach_the_prompts_and_leave_the_predictions_keys(tiny_model_dir, prepared, tmp_path):
+    items = json.loads(prepared.read_text())
+    shown = []
+    upstream = evaluate.encode
+
+    def recording(processor, conversations, clips=None, chat_template_kwargs=None):
+        shown.extend(conversation[0]["content"][1]["text"] for conversation in conversations)
+        return upstream(processor, conversations, clips, chat_template_kwargs)
+
+    evaluate.encode = recording
+    try:
+        out = tmp_path / "mmau" / "checkpoint-5"
+        args = eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False)
+        evaluate.main(args)
+        original, shown[:] = list(shown), []
+        evaluate.main(replace(args, shuffle_choices=1))
+    finally:
+        evaluate.encode = upstream
+    assert len(shown) == len(original) == len(items)
+    moved = [item for item in items if evaluate.choices_shown(item, 1) != item["choices"]]
+    assert len(moved) >= len(items) // 2, "the drawn orders hardly differ: the check below would prove little"
+    for item in items:  # each prompt shows its item's drawn order; the original evaluation, the item's own
+        assert f"{evaluate.choices_shown(item, 1)}." in "".join(shown) and f"{item['choices']}." in "".join(original)
+    assert all(f"{item['choices']}." not in "".join(shown) for item in moved)
+    predictions = json.loads((out / "shuffled-1" / "predictions.json").read_text())
+    for item, prediction in zip(items, predictions, strict=True):  # scored against the item's own keys
+        assert prediction["choices"] == item["choices"] and prediction["answer"] == item["answer"]
+    settings = json.loads((out / "shuffled-1" / "settings.json").read_text())
+    assert (
+        settings["shuffle_choices"] == 1 and json.loads((out / "settings.json").read_text())["shuffle_choices"] is None
+    )
+
+    table = summary.summarize(tmp_path)
+    shuffled = json.loads((out / "shuffled-1" / "metrics.json").read_text())["total"]["accuracy"]
+    header, _, row = table.splitlines()[2:5]
+    cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
+    assert cells["shuffled-1"] == f"{shuffled:.2f}" and cells["average"] != "-"
+    assert "shuffled-1" in (tmp_path / "mmau_summary.csv").read_text().splitlines()[0]
+
+
+def test_settings_recorded_before_choices_could_be_shuffled_still_mean_done(tiny_model_dir, prepared, tmp_path, capsys):
+    out = tmp_path / "eval"
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
+    recorded = json.loads((out / "settings.json").read_text())
+    del recorded["shuffle_choices"]  # why: as written before --shuffle_choices existed
+    (out / "settings.json").write_text(json.dumps(recorded))
+    capsys.readouterr()
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
+    assert "done already" in capsys.readouterr().out

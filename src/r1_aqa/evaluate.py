@@ -12,6 +12,9 @@ original key, plus `model_output`, the raw completion, and `model_prediction`, t
 whole completion when it has no <answer> tag, as R1-AQA stored it), `predictions_silence.json` (the same model with
 each clip replaced by silence of the same length: how much it answers from the text alone) and `metrics.json` (both
 scored fields, the headline named, and how many clips were cut to the model's limit).
+`--shuffle_choices SEED` shows each item's choices in an order drawn from (SEED, item id) and writes into
+`output_dir/shuffled-SEED/`, beside the original order's files, so `r1_aqa.summary` shows both: a model that answers
+by position loses accuracy there. Predictions keep the items' own `choices` and `answer` (scoring compares texts).
 Progress is appended to `*.partial.jsonl` after every batch, so a killed run resumes where it stopped; final files
 are written atomically. A finished evaluation with the same settings is not redone ("done already"); one with other
 settings is redone from scratch, its outputs moved aside into `superseded-N/`, none of them reused.
@@ -35,6 +38,7 @@ from trl import TrlParser
 
 from r1_aqa.audio import MAX_SECONDS, SAMPLING_RATE, header_samples
 from r1_aqa.benchmarks import BenchmarkError, checked, read_items, recognise
+from r1_aqa.choice_order import shown_choices
 from r1_aqa.files import write_json
 from r1_aqa.models import adapter_base, load_model, load_processor
 from r1_aqa.processing import encode, load_clips
@@ -76,6 +80,9 @@ class EvalArguments:
     attn_implementation: str | None = None
     silent_audio_floor: bool = field(default=True, metadata={"help": "also answer with every clip silenced"})
     fast_audio_encoder: bool = field(default=True, metadata={"help": "encode valid frames only (exact)"})
+    shuffle_choices: int | None = field(
+        default=None, metadata={"help": "seed: show choices in an order drawn per item; writes to shuffled-SEED/"}
+    )
 
     def __post_init__(self):
         if self.prompt_style is not None and self.prompt_style not in INSTRUCTIONS:
@@ -127,15 +134,17 @@ def settings(args: EvalArguments, benchmark: str) -> dict:
         "batch_size": args.batch_size,  # other batches round differently, so greedy answers can differ a little
         "fast_audio_encoder": args.fast_audio_encoder,
         "silent_audio_floor": args.silent_audio_floor,
+        "shuffle_choices": args.shuffle_choices,
     }
 
 
 def upgraded(recorded: dict) -> dict:
-    """Settings recorded before there were other benchmarks name MMAU's file: the same evaluation, not redone."""
+    """Settings recorded before there were other benchmarks name MMAU's file, and before choices could be shuffled
+    have no `shuffle_choices`: the same evaluation, not redone."""
     if "mmau_file_sha256" in recorded and "benchmark" not in recorded:
         recorded = {("benchmark_file_sha256" if k == "mmau_file_sha256" else k): v for k, v in recorded.items()}
         recorded = {"benchmark": "mmau", **recorded}
-    return recorded
+    return {"shuffle_choices": None, **recorded}
 
 
 def start(output_dir: Path, wanted: dict) -> bool:
@@ -195,6 +204,11 @@ def prediction(item: dict, output: str) -> dict:
     return {**kept, "model_output": output, "model_prediction": answer_or_completion(output)}
 
 
+def choices_shown(item: dict, seed: int | None) -> list[str]:
+    """The item's choices in the order its prompt shows them: its own, or drawn from (seed, item id)."""
+    return item["choices"] if seed is None else shown_choices(item["choices"], seed, 0, item["id"])
+
+
 def cut_clips(items: list[dict]) -> dict:
     """Clips longer than the model hears: the audio loader cuts them to their first MAX_SECONDS, as in training."""
     cut = [item["id"] for item in items if header_samples(item["audio_path"]) > MAX_SECONDS * SAMPLING_RATE]
@@ -221,7 +235,10 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
                                                                   desc=description, unit="clip") as bar:  # fmt: skip
         for start in range(0, len(todo), args.batch_size):
             batch = todo[start : start + args.batch_size]
-            conversations = [messages(i["audio_path"], i["question"], i["choices"], args.prompt_style) for i in batch]
+            conversations = [
+                messages(i["audio_path"], i["question"], choices_shown(i, args.shuffle_choices), args.prompt_style)
+                for i in batch
+            ]
             clips = load_clips(conversations)
             if silent:
                 clips = [np.zeros_like(clip) for clip in clips]
@@ -249,6 +266,8 @@ def main(args: EvalArguments) -> dict:
         raise BenchmarkError(f"{args.benchmark_file}: no audio_path for {', '.join(missing[:10])}; run "
                              "`python -m r1_aqa.benchmarks prepare`")  # fmt: skip
     output_dir = Path(args.output_dir)
+    if args.shuffle_choices is not None:  # beside the original order's outputs, which other settings would move aside
+        output_dir = output_dir / f"shuffled-{args.shuffle_choices}"
     output_dir.mkdir(parents=True, exist_ok=True)
     if not start(output_dir, settings(args, benchmark.name)):
         return json.loads((output_dir / "metrics.json").read_text())

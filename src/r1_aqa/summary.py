@@ -6,7 +6,8 @@ Reads `RUN_DIR/<benchmark>/*/metrics.json` (written by `r1_aqa.evaluate`; `<benc
 r1_aqa.benchmarks: mmau, mmar), writes `RUN_DIR/mmau_summary.md` (a table per benchmark, headed by its file version,
 the field scored and its item count), `RUN_DIR/mmau_summary.csv` (a row per model, every benchmark's columns) and
 `RUN_DIR/mmau_accuracy.png` (a line per benchmark), and prints the Markdown. When the run's checkpoints hold a trainer
-state with rewards, it also plots the mean reward per 50 steps to `RUN_DIR/reward.png`.
+state with rewards, it also plots the mean reward per 50 steps to `RUN_DIR/reward.png`. A model also evaluated with
+`--shuffle_choices SEED` (its `shuffled-SEED/metrics.json`) gets a `shuffled-SEED` column beside its `average`.
 """
 
 import csv
@@ -36,8 +37,15 @@ def group_values(benchmark: Benchmark, metrics: list[dict]) -> list[str]:
 
 def columns(rows: list[dict]) -> list[str]:
     groups = [key for key in rows[0] if key.startswith("group:")] if rows else []
-    return ["model", "step", *groups, "average", "average_raw", "format", *FLOORS, "field", "items", "version",
-            "missing"]  # fmt: skip
+    shuffled = [key for key in rows[0] if key.startswith("shuffled-")] if rows else []
+    return ["model", "step", *groups, "average", *shuffled, "average_raw", "format", *FLOORS, "field", "items",
+            "version", "missing"]  # fmt: skip
+
+
+def shuffled_averages(model_dir: Path) -> dict[str, float]:
+    """`shuffled-SEED` -> the average accuracy of the model's evaluation with choices in SEED's order."""
+    return {path.parent.name: json.loads(path.read_text())["total"]["accuracy"]
+            for path in model_dir.glob("shuffled-*/metrics.json")}  # fmt: skip
 
 
 def _field(metrics: dict) -> str:
@@ -56,8 +64,10 @@ def collect(run_dir: Path, benchmark: Benchmark) -> list[dict]:
     paths = sorted((run_dir / benchmark.name).glob("*/metrics.json"))
     everything = [json.loads(path.read_text()) for path in paths]
     values = group_values(benchmark, everything)
+    shuffled = [shuffled_averages(path.parent) for path in paths]
+    orders = sorted({name for found in shuffled for name in found}, key=lambda name: int(name.split("-", 1)[1]))
     rows = []
-    for path, metrics in zip(paths, everything, strict=True):
+    for path, metrics, found in zip(paths, everything, shuffled, strict=True):
         match = re.fullmatch(r"checkpoint-(\d+)", path.parent.name)
         floors = metrics["floors"]
         groups = metrics[benchmark.table_group]
@@ -67,6 +77,7 @@ def collect(run_dir: Path, benchmark: Benchmark) -> list[dict]:
             "step": int(match.group(1)) if match else None,
             **{f"group:{value}": groups.get(value, {}).get("accuracy") for value in values},
             "average": metrics["total"]["accuracy"],
+            **{name: found.get(name) for name in orders},
             "average_raw": _raw_average(metrics),
             "format": metrics.get("format", {}).get("rate"),
             **{name: floors[name]["total"]["accuracy"] if name in floors else None for name in FLOORS},
@@ -121,7 +132,9 @@ def markdown(tables: dict[str, list[dict]]) -> str:
         "the field named: `answer` is the extracted answer (the text of the last <answer> tag, or the whole",
         "completion without one), as R1-AQA and RL papers score it; `average_raw` scores the whole completion, as",
         "MMAU's official script does. `format`: % of outputs in the prompt's tag structure. `first_choice`, `random`",
-        "(seeded) and `silent_audio` (the same model, every clip silenced) are floors.",
+        "(seeded) and `silent_audio` (the same model, every clip silenced) are floors. `shuffled-S`: `average` with",
+        "each item's choices shown in the order drawn from seed S (evaluate --shuffle_choices S); well below",
+        "`average`, the model answers partly by the choices' position.",
         SELECTION_WARNING,
     ]
     return "\n".join(lines + notes) + "\n"
