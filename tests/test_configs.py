@@ -57,6 +57,18 @@ def test_paper_recipe_parses_into_the_typed_arguments():
     assert model.dtype == "bfloat16"
 
 
+def test_beyond_recipe_is_the_paper_recipe_plus_its_named_departures():
+    paper = yaml.safe_load((CONFIGS / "r1_aqa_qwen2_audio_7b.yaml").read_text())
+    beyond = yaml.safe_load((CONFIGS / "beyond_qwen2_audio_7b.yaml").read_text())
+    departures = {"shuffle_choices": True, "output_dir": "exp/beyond"}
+    assert {key: value for key, value in beyond.items() if key not in departures} == {
+        key: value for key, value in paper.items() if key not in departures
+    }
+    assert {key: beyond[key] for key in departures} == departures
+    data, _, _ = parse(CONFIGS / "r1_aqa_qwen2_audio_7b.yaml", *ON_CPU)
+    assert data.shuffle_choices is False  # the paper trained on the fixed order
+
+
 @pytest.mark.parametrize("override", [["--prompt_style", "letters"], ["--reward_funcs", "accuracy", "letters"]])
 def test_bad_values_fail_at_parse_time(override):
     with pytest.raises(ValueError):
@@ -74,6 +86,7 @@ ON_CPU = ["--bf16", "false", "--use_cpu", "true"]
         ("demo_grpo.yaml", (DataArguments, GRPOConfig, AudioModelConfig), []),
         ("demo_sft.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), []),
         ("sft_qwen2_audio_7b.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), ON_CPU),
+        ("beyond_qwen2_audio_7b.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
         ("mmau_eval.yaml", (EvalArguments,), ["--model_name_or_path", "m", "--mmau_file", "f", "--output_dir", "o"]),
         (
             "tiny_mmau_eval.yaml",
