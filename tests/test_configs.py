@@ -8,6 +8,7 @@ from trl import GRPOConfig, SFTConfig, TrlParser
 
 from r1_aqa.evaluate import EvalArguments
 from r1_aqa.models import AudioModelConfig
+from r1_aqa.passrate import PassRateArguments
 from r1_aqa.sft import SFTDataArguments
 from r1_aqa.train import GRPODataArguments as DataArguments
 
@@ -98,8 +99,31 @@ ON_CPU = ["--bf16", "false", "--use_cpu", "true"]
             (EvalArguments,),
             ["--model_name_or_path", "m", "--mmau_file", "f", "--output_dir", "o"],
         ),
+        ("audio_contribution_split.yaml", (PassRateArguments,), []),
+        ("weak_to_strong_sft_qwen2_audio_7b.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), ON_CPU),
+        ("weak_to_strong_grpo_qwen2_audio_7b.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
     ],
 )
 def test_every_recipe_parses(recipe, groups, overrides):
     parsed = TrlParser(groups).parse_args_and_config(["--config", str(CONFIGS / recipe), *overrides])
     assert len(parsed) == len(groups)
+
+
+def test_weak_to_strong_stages_chain_and_the_split_samples_as_grpo_does():
+    split, sft_stage, grpo_stage = (
+        yaml.safe_load((CONFIGS / name).read_text())
+        for name in ("audio_contribution_split.yaml", "weak_to_strong_sft_qwen2_audio_7b.yaml",
+                     "weak_to_strong_grpo_qwen2_audio_7b.yaml")
+    )  # fmt: skip
+    assert sft_stage["data_file"] == split["weak_output"] and grpo_stage["data_file"] == split["strong_output"]
+    assert grpo_stage["model_name_or_path"] == sft_stage["output_dir"]
+    paper = yaml.safe_load((CONFIGS / "r1_aqa_qwen2_audio_7b.yaml").read_text())
+    # The split's prompt and sampling are the training's, so "answered without audio" means under GRPO's sampling.
+    shared = ["prompt_style", "question_video_to_audio", "num_generations", "max_completion_length", "temperature",
+              "top_k", "top_p", "model_name_or_path", "data_file"]  # fmt: skip
+    assert {key: split[key] for key in shared} == {key: paper[key] for key in shared}
+    # Stage 2 is the paper recipe but for what chains it to stage 1.
+    chained = {"model_name_or_path", "data_file", "output_dir"}
+    assert {k: v for k, v in grpo_stage.items() if k not in chained} == {
+        k: v for k, v in paper.items() if k not in chained
+    }
