@@ -172,6 +172,8 @@ def measure(model, processor, rows: list[dict], args: PassRateArguments, output:
     """Pass-rate records of every row (to_grpo_row's columns), in the rows' order, resumed from the partial file."""
     partial = output.with_suffix(".partial.jsonl")
     done = read_records(partial)
+    if done:
+        write_jsonl(partial, list(done.values()))  # without a line a kill cut short, which appending would extend
     style = args.prompt_style
     passing = get_rewards([args.pass_reward], style)[0]
     rewards = dict(zip(args.reward_funcs, get_rewards(args.reward_funcs, style), strict=True))
