@@ -367,3 +367,13 @@ def test_settings_recorded_before_choices_could_be_shuffled_still_mean_done(tiny
     capsys.readouterr()
     evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
     assert "done already" in capsys.readouterr().out
+
+
+def test_a_line_cut_by_a_kill_is_dropped_before_the_next_batch_is_appended(tmp_path):
+    partial = tmp_path / "predictions.partial.jsonl"
+    partial.write_text('{"id": "a", "model_output": "x"}\n{"id": "b", "model_output": "y"}\n{"id": "c", "mod')
+    assert evaluate.read_partial(partial) == {"a": "x", "b": "y"}
+    with open(partial, "a", encoding="utf-8") as progress:  # what answer_all does next
+        progress.write(json.dumps({"id": "d", "model_output": "z"}) + "\n")
+    # why: glued to the cut line, "d" would be lost at the next resume and generated again
+    assert evaluate.read_partial(partial) == {"a": "x", "b": "y", "d": "z"}

@@ -9,6 +9,7 @@ from conftest import write_jsonl
 from trl import SFTConfig
 
 from r1_aqa import data, passrate, sft, subsets, synthetic, tiny
+from r1_aqa.files import resume_jsonl
 
 # A question the text answers alone: "cow" whatever the clip, so silence cannot move it.
 MOO = "Which animal says moo?"
@@ -205,7 +206,7 @@ def test_a_killed_run_resumes_without_redoing_items(trained_model, train_file, t
     with pytest.raises(KeyboardInterrupt):
         passrate.main(arguments(trained_model, train_file, output, **settings))
     # The cut line is gone, not glued to the record appended after it.
-    assert sorted(passrate.read_records(partial)) == ["0", "1", "4", "6"]
+    assert sorted(resume_jsonl(partial)) == ["0", "1", "4", "6"]
     limit = None
     resumed = passrate.main(arguments(trained_model, train_file, output, **settings))
     assert generated == [f"clip{i}" for i in (0, 2, 3, 5, 7)]

@@ -39,7 +39,7 @@ from trl import TrlParser
 from r1_aqa.audio import MAX_SECONDS, SAMPLING_RATE, header_samples
 from r1_aqa.benchmarks import BenchmarkError, checked, read_items, recognise
 from r1_aqa.choice_order import shown_choices
-from r1_aqa.files import write_json
+from r1_aqa.files import resume_jsonl, write_json
 from r1_aqa.models import adapter_base, load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import INSTRUCTIONS, answer_or_completion, messages
@@ -178,16 +178,8 @@ def start(output_dir: Path, wanted: dict) -> bool:
 
 
 def read_partial(path: Path) -> dict[str, str]:
-    """Outputs saved so far, by id. A last line cut short by a kill is ignored (its items are redone)."""
-    done = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[record["id"]] = record["model_output"]
-    return done
+    """Outputs saved so far, by id (a last line cut short by a kill is dropped: its item is redone)."""
+    return {key: record["model_output"] for key, record in resume_jsonl(path).items()}
 
 
 @torch.no_grad()

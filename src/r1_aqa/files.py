@@ -26,3 +26,23 @@ def write_json(path: str | Path, value) -> None:
 
 def write_jsonl(path: str | Path, rows: list[dict]) -> None:
     write_atomic(path, "".join(json.dumps(row, ensure_ascii=False) + "\n" for row in rows))
+
+
+def resume_jsonl(path: str | Path) -> dict[str, dict]:
+    """Records appended so far to a progress file, by id. A last line cut short by a kill is dropped (its item is
+    redone) and the file rewritten without it, so that what is appended next starts on a line of its own."""
+    path, done = Path(path), {}
+    if not path.is_file():
+        return done
+    text = path.read_text(encoding="utf-8")
+    whole = not text or text.endswith("\n")
+    for line in text.splitlines():
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            whole = False
+            continue
+        done[record["id"]] = record
+    if not whole:
+        write_jsonl(path, list(done.values()))
+    return done

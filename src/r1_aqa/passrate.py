@@ -38,7 +38,7 @@ from r1_aqa import subsets
 from r1_aqa.audio import header_samples
 from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.evaluate import generate, with_trained_prompt
-from r1_aqa.files import write_json, write_jsonl
+from r1_aqa.files import resume_jsonl, write_json, write_jsonl
 from r1_aqa.models import adapter_base, load_model, load_processor
 from r1_aqa.processing import load_clips
 from r1_aqa.prompts import INSTRUCTIONS
@@ -145,19 +145,6 @@ def start(output: Path, wanted: dict) -> bool:
     return True
 
 
-def read_records(path: Path) -> dict[str, dict]:
-    """Records saved so far, by id; a last line cut short by a kill is ignored (its item is redone)."""
-    done = {}
-    if path.is_file():
-        for line in path.read_text(encoding="utf-8").splitlines():
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                continue
-            done[record["id"]] = record
-    return done
-
-
 def score(row: dict, completions: list[str], passing, rewards: dict) -> dict:
     """One item's record: how many of its completions pass, and each reward's mean, given TRL's columns."""
     columns = {key: [value] * len(completions) for key, value in row.items() if key != "prompt"}
@@ -171,9 +158,7 @@ def score(row: dict, completions: list[str], passing, rewards: dict) -> dict:
 def measure(model, processor, rows: list[dict], args: PassRateArguments, output: Path) -> list[dict]:
     """Pass-rate records of every row (to_grpo_row's columns), in the rows' order, resumed from the partial file."""
     partial = output.with_suffix(".partial.jsonl")
-    done = read_records(partial)
-    if done:
-        write_jsonl(partial, list(done.values()))  # without a line a kill cut short, which appending would extend
+    done = resume_jsonl(partial)
     style = args.prompt_style
     passing = get_rewards([args.pass_reward], style)[0]
     rewards = dict(zip(args.reward_funcs, get_rewards(args.reward_funcs, style), strict=True))
