@@ -52,7 +52,8 @@ for benchmark in $BENCHMARKS; do
   dir=${!dir_name:-data/$upper}
   published=$("$PYTHON" -m r1_aqa.benchmarks source-name "$benchmark")  # also refuses an unknown benchmark
   metadata=${!json_name:-$dir/$published}
-  eval_file=${!eval_name:-$dir/${published%.json}.prepared.json}
+  fixed=; [[ $FIX_DEFECTS == 1 ]] && fixed=.fixed  # its own prepared file: a file prepared without fixes is not reused
+  eval_file=${!eval_name:-$dir/${published%.json}$fixed.prepared.json}
   if [[ ! -f $eval_file ]]; then
     prepare=(--source "$metadata" --audio-dir "$dir" --output "$eval_file")
     [[ $SKIP_MISSING == 1 ]] && prepare+=(--skip-missing)

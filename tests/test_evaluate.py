@@ -200,15 +200,28 @@ def test_a_finished_evaluation_is_kept_and_one_with_other_settings_redone(tiny_m
     assert "OLD" in (aside / "predictions.json").read_text() and (aside / "metrics.json").is_file()
 
 
-def test_an_evaluation_finished_before_settings_were_recorded_is_kept(tiny_model_dir, prepared, tmp_path, capsys):
+def test_an_evaluation_of_an_earlier_version_is_rescored_from_its_answers(tiny_model_dir, prepared, tmp_path, capsys,
+                                                                          monkeypatch):  # fmt: skip
     out = tmp_path / "eval"
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4, silent_audio_floor=False))
-    (out / "settings.json").unlink()  # as a folder scored by an earlier version of this toolkit
-    stamps = {path: path.stat().st_mtime_ns for path in out.iterdir()}
+    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4))
+    # As the version that landed before wrote it: no settings, metrics of the raw field only, and a
+    # model_prediction of None where a completion has no tag.
+    (out / "settings.json").unlink()
+    (out / "metrics.json").write_text(json.dumps({"total": {"accuracy": 0.0}, "scored_field": "model_output"}))
+    predictions = json.loads((out / "predictions.json").read_text())
+    predictions[0] = {**predictions[0], "model_output": predictions[0]["answer"], "model_prediction": None}
+    (out / "predictions.json").write_text(json.dumps(predictions))
+    answers = {path: path.stat().st_mtime_ns for path in out.glob("predictions*.json")}
+    monkeypatch.setattr(evaluate, "load_model", lambda *a, **k: pytest.fail("no inference for kept answers"))
     capsys.readouterr()
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4, silent_audio_floor=False))
+    metrics = evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=4))
     assert "done already" in capsys.readouterr().out
-    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps
+    assert {path: path.stat().st_mtime_ns for path in out.glob("predictions*.json")} == answers
+    # why: scored as this version scores, its row compares with new checkpoints' (the bare answer text is right)
+    assert metrics["headline"] == "answer" and set(metrics["fields"]) == {"answer", "raw"}
+    assert metrics["fields"]["answer"]["total"]["correct"] >= 1 and "silent_audio" in metrics["floors"]
+    assert json.loads((out / "metrics.json").read_text())["headline"] == "answer"
+    assert not (out / "settings.json").exists()  # what settings produced these answers is still unknown
 
 
 def test_chat_template_kwargs_of_training_reach_the_evaluation_prompts(tiny_model_dir, prepared, tmp_path):
@@ -303,21 +316,6 @@ def test_test_mmau_scores_each_benchmark_once_and_a_benchmark_added_later_alone(
     assert {p: p.stat().st_mtime_ns for p in run.rglob("*.json")} == stamps
 
 
-def test_settings_recorded_before_the_registry_still_mean_done(tiny_model_dir, prepared, tmp_path, capsys):
-    out = tmp_path / "eval"
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
-    recorded = json.loads((out / "settings.json").read_text())
-    assert recorded["benchmark"] == "mmau"
-    old = {("mmau_file_sha256" if k == "benchmark_file_sha256" else k): v for k, v in recorded.items()}
-    del old["benchmark"]  # why: as written before there was more than one benchmark
-    (out / "settings.json").write_text(json.dumps(old))
-    stamps = {path: path.stat().st_mtime_ns for path in out.iterdir()}
-    capsys.readouterr()
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
-    assert "done already" in capsys.readouterr().out
-    assert {path: path.stat().st_mtime_ns for path in out.iterdir()} == stamps
-
-
 def test_shuffled_choices_reach_the_prompts_and_leave_the_predictions_keys(tiny_model_dir, prepared, tmp_path):
     items = json.loads(prepared.read_text())
     shown = []
@@ -356,17 +354,6 @@ def test_shuffled_choices_reach_the_prompts_and_leave_the_predictions_keys(tiny_
     cells = dict(zip(header.split(" | "), row.split(" | "), strict=True))
     assert cells["shuffled-1"] == f"{shuffled:.2f}" and cells["average"] != "-"
     assert "shuffled-1" in (tmp_path / "mmau_summary.csv").read_text().splitlines()[0]
-
-
-def test_settings_recorded_before_choices_could_be_shuffled_still_mean_done(tiny_model_dir, prepared, tmp_path, capsys):
-    out = tmp_path / "eval"
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
-    recorded = json.loads((out / "settings.json").read_text())
-    del recorded["shuffle_choices"]  # why: as written before --shuffle_choices existed
-    (out / "settings.json").write_text(json.dumps(recorded))
-    capsys.readouterr()
-    evaluate.main(eval_args(tiny_model_dir, prepared, out, max_new_tokens=2, silent_audio_floor=False))
-    assert "done already" in capsys.readouterr().out
 
 
 def test_a_line_cut_by_a_kill_is_dropped_before_the_next_batch_is_appended(tmp_path):

@@ -138,25 +138,13 @@ def settings(args: EvalArguments, benchmark: str) -> dict:
     }
 
 
-def upgraded(recorded: dict) -> dict:
-    """Settings recorded before there were other benchmarks name MMAU's file, and before choices could be shuffled
-    have no `shuffle_choices`: the same evaluation, not redone."""
-    if "mmau_file_sha256" in recorded and "benchmark" not in recorded:
-        recorded = {("benchmark_file_sha256" if k == "mmau_file_sha256" else k): v for k, v in recorded.items()}
-        recorded = {"benchmark": "mmau", **recorded}
-    return {"shuffle_choices": None, **recorded}
-
-
 def start(output_dir: Path, wanted: dict) -> bool:
     """False when this evaluation is finished already. Otherwise outputs of other settings are moved aside into
     `superseded-N/` (their predictions and partial files must not be mixed into this one, and hours of inference
     are not deleted for a changed option), and these settings are recorded first."""
     path = output_dir / SETTINGS
     finished = (output_dir / "metrics.json").is_file()
-    if not path.is_file() and finished:  # scored before settings were recorded: nothing says it differs
-        print(f"done already: {output_dir / 'metrics.json'} (settings not recorded then; move it away to rescore)")
-        return False
-    recorded = upgraded(json.loads(path.read_text())) if path.is_file() else None
+    recorded = json.loads(path.read_text()) if path.is_file() else None
     if recorded == wanted:
         if finished:
             print(f"done already: {output_dir / 'metrics.json'}")
@@ -164,7 +152,7 @@ def start(output_dir: Path, wanted: dict) -> bool:
         return True  # unfinished with the same settings: resume
     left = [output_dir / name for name in (SETTINGS, *OUTPUTS) if (output_dir / name).is_file()]
     if recorded is not None and left:
-        changed = [key for key in wanted if recorded.get(key) != wanted[key]]
+        changed = [key for key in {**recorded, **wanted} if recorded.get(key) != wanted.get(key)]
         aside = next(
             output_dir / f"superseded-{n}" for n in range(1, 10**6) if not (output_dir / f"superseded-{n}").exists()
         )
@@ -261,6 +249,8 @@ def main(args: EvalArguments) -> dict:
     if args.shuffle_choices is not None:  # beside the original order's outputs, which other settings would move aside
         output_dir = output_dir / f"shuffled-{args.shuffle_choices}"
     output_dir.mkdir(parents=True, exist_ok=True)
+    if (output_dir / "metrics.json").is_file() and not (output_dir / SETTINGS).is_file():
+        return rescored(output_dir, benchmark, items, args)
     if not start(output_dir, settings(args, benchmark.name)):
         return json.loads((output_dir / "metrics.json").read_text())
     set_seed(args.seed)
@@ -274,6 +264,10 @@ def main(args: EvalArguments) -> dict:
     silence = None
     if args.silent_audio_floor:
         silence = answer_all(model, processor, items, args, output_dir / "predictions_silence.json", silent=True)
+    return write_metrics(output_dir, benchmark, items, predictions, silence, args)
+
+
+def write_metrics(output_dir: Path, benchmark, items, predictions, silence, args: EvalArguments) -> dict:
     metrics = metrics_for(benchmark, predictions, silence)
     metrics["cut_clips"] = cut_clips(items)
     pattern = FORMATS[args.prompt_style]
@@ -284,6 +278,20 @@ def main(args: EvalArguments) -> dict:
     write_json(output_dir / "metrics.json", metrics)
     print(format_metrics(metrics, benchmark.floor_groups))
     return metrics
+
+
+def rescored(output_dir: Path, benchmark, items: list[dict], args: EvalArguments) -> dict:
+    """A folder an earlier version scored (no settings recorded): its answers are kept, and scored again as this
+    version scores (both fields, the headline `answer`), so that its row compares with the new ones."""
+    answers = output_dir / "predictions.json"
+    if not answers.is_file():
+        print(f"done already: {output_dir / 'metrics.json'} (settings not recorded then; move it away to rescore)")
+        return json.loads((output_dir / "metrics.json").read_text())
+    predictions = read_items(answers, "predictions file")
+    silent = output_dir / "predictions_silence.json"
+    silence = read_items(silent, "predictions file") if silent.is_file() else None
+    print(f"done already: {output_dir} (scored by an earlier version: its answers scored again, no inference)")
+    return write_metrics(output_dir, benchmark, items, predictions, silence, args)
 
 
 if __name__ == "__main__":

@@ -64,6 +64,7 @@ class PassRateArguments:
     base_model_name_or_path: str | None = field(default=None, metadata={"help": "a LoRA checkpoint's base"})
     reward_funcs: list[str] = field(default_factory=lambda: ["accuracy", "format"])
     pass_reward: str = field(default="accuracy", metadata={"help": "a completion passes when this reward is 1"})
+    think_budget_words: int = field(default=50, metadata={"help": "the think_length reward's budget, as in training"})
     max_completion_length: int = field(default=256, metadata={"aliases": ["--max_new_tokens"]})
     temperature: float = 1.0
     top_k: int = 50
@@ -119,8 +120,9 @@ def settings(args: PassRateArguments) -> dict:
     local = [
         os.path.abspath(path) if path and os.path.exists(path) else path for path in (args.model_name_or_path, base)
     ]
-    kept = ("prompt_style", "question_video_to_audio", "chat_template_kwargs", "reward_funcs", "pass_reward", "seed",
-            "dtype", "attn_implementation", "batch_size", "fast_audio_encoder", "silent_audio")  # fmt: skip
+    kept = ("prompt_style", "question_video_to_audio", "chat_template_kwargs", "reward_funcs", "pass_reward",
+            "think_budget_words", "seed", "dtype", "attn_implementation", "batch_size", "fast_audio_encoder",
+            "silent_audio")  # fmt: skip
     return {
         "model": local[0],
         "base_model": local[1],
@@ -160,8 +162,8 @@ def measure(model, processor, rows: list[dict], args: PassRateArguments, output:
     partial = output.with_suffix(".partial.jsonl")
     done = resume_jsonl(partial)
     style = args.prompt_style
-    passing = get_rewards([args.pass_reward], style)[0]
-    rewards = dict(zip(args.reward_funcs, get_rewards(args.reward_funcs, style), strict=True))
+    passing = get_rewards([args.pass_reward], style, args.think_budget_words)[0]
+    rewards = dict(zip(args.reward_funcs, get_rewards(args.reward_funcs, style, args.think_budget_words), strict=True))
     # Clips of similar length batched together (the audio encoder runs to a batch's longest clip). The batches are
     # fixed by the data and each is seeded by its number, so a resumed run samples what an unbroken one would.
     lengths = [header_samples(row["prompt"][0]["content"][0]["audio_url"]) for row in rows]
