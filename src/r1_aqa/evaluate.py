@@ -170,6 +170,19 @@ def read_partial(path: Path) -> dict[str, str]:
     return {key: record["model_output"] for key, record in resume_jsonl(path).items()}
 
 
+def load_for_generation(args) -> tuple:
+    """(model on the GPU if there is one, in eval mode; its processor, text left-padded for batched generation), for
+    evaluation and pass rates alike: `args` has model_name_or_path, dtype, attn_implementation, fast_audio_encoder and
+    base_model_name_or_path."""
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation,
+                       fast_audio_encoder=args.fast_audio_encoder,
+                       base_model_name_or_path=args.base_model_name_or_path).to(device).eval()  # fmt: skip
+    processor = load_processor(args.model_name_or_path, padding_side="left",
+                               base_model_name_or_path=args.base_model_name_or_path)  # fmt: skip
+    return model, processor
+
+
 @torch.no_grad()
 def generate(model, processor, conversations: list, clips: list, decoding: dict, chat_template_kwargs=None) -> list:
     inputs = encode(processor, conversations, clips, chat_template_kwargs).to(model.device)
@@ -254,12 +267,7 @@ def main(args: EvalArguments) -> dict:
     if not start(output_dir, settings(args, benchmark.name)):
         return json.loads((output_dir / "metrics.json").read_text())
     set_seed(args.seed)
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation,
-                       fast_audio_encoder=args.fast_audio_encoder,
-                       base_model_name_or_path=args.base_model_name_or_path).to(device).eval()  # fmt: skip
-    processor = load_processor(args.model_name_or_path, padding_side="left",  # batched generation: left-pad text
-                               base_model_name_or_path=args.base_model_name_or_path)  # fmt: skip
+    model, processor = load_for_generation(args)
     predictions = answer_all(model, processor, items, args, output_dir / "predictions.json", silent=False)
     silence = None
     if args.silent_audio_floor:

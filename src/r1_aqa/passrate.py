@@ -29,7 +29,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-import torch
 from tqdm import tqdm
 from transformers import set_seed
 from trl import TrlParser
@@ -37,9 +36,9 @@ from trl import TrlParser
 from r1_aqa import subsets
 from r1_aqa.audio import header_samples
 from r1_aqa.data import DataError, load_rows, to_grpo_row
-from r1_aqa.evaluate import generate, with_trained_prompt
+from r1_aqa.evaluate import generate, load_for_generation, with_trained_prompt
 from r1_aqa.files import resume_jsonl, write_json, write_jsonl
-from r1_aqa.models import adapter_base, load_model, load_processor
+from r1_aqa.models import adapter_base
 from r1_aqa.processing import load_clips
 from r1_aqa.prompts import INSTRUCTIONS
 from r1_aqa.rewards import REWARDS, get_rewards
@@ -224,12 +223,7 @@ def main(args: PassRateArguments) -> list[dict]:
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if start(output, settings(args)):
-        device = "cuda" if torch.cuda.is_available() else "cpu"
-        model = load_model(args.model_name_or_path, args.dtype, args.attn_implementation,
-                           fast_audio_encoder=args.fast_audio_encoder,
-                           base_model_name_or_path=args.base_model_name_or_path).to(device).eval()  # fmt: skip
-        processor = load_processor(args.model_name_or_path, padding_side="left",  # batched generation: left-pad text
-                                   base_model_name_or_path=args.base_model_name_or_path)  # fmt: skip
+        model, processor = load_for_generation(args)
         records = measure(model, processor, rows, args, output)
     else:
         print(f"measured already: {output}")
