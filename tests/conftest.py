@@ -54,6 +54,17 @@ def write_jsonl(path: Path, rows: list) -> Path:
     return path
 
 
+def write_training_set(root: Path, seconds: float) -> Path:
+    """Eight clips (noise and tones of distinct pitches), answers spread over the four choices, and their training
+    file: what the resume tests train on."""
+    rows = []
+    for index in range(8):
+        kind = "tone" if index % 2 else "noise"
+        write_clip(root / f"clip{index}.wav", seconds, kind, 300.0 + 50 * index, seed=index)
+        rows.append(training_row(index, f"clip{index}.wav", answer=index % 4))
+    return write_jsonl(root / "train.jsonl", rows)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> str:
     return tiny.build(str(tmp_path_factory.mktemp("tiny-qwen2-audio")))

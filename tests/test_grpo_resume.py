@@ -3,7 +3,7 @@ checkpoint that cannot be resumed so is refused, and a run that would write one 
 
 import pytest
 from accelerate.data_loader import DataLoaderShard
-from conftest import training_row, write_clip, write_jsonl
+from conftest import write_training_set
 from test_trainer import grpo_rows, make_trainer
 from transformers import TrainerCallback
 from trl.trainer.utils import RepeatSampler
@@ -60,11 +60,7 @@ def traced(trainer) -> list[tuple[int, str, list[str]]]:
 def uninterrupted(tiny_model_dir, tmp_path_factory):
     """Two epochs without interruption: its trace, its output folder (checkpoint-1, -2, -4, -6, -8) and its rows."""
     root = tmp_path_factory.mktemp("grpo-resume")
-    rows = []
-    for index in range(8):
-        write_clip(root / f"clip{index}.wav", 0.5, "tone" if index % 2 else "noise", 300.0 + 50 * index, seed=index)
-        rows.append(training_row(index, f"clip{index}.wav", answer=index % 4))
-    rows = grpo_rows(write_jsonl(root / "train.jsonl", rows))
+    rows = grpo_rows(write_training_set(root, 0.5))
     trainer = make_trainer(tiny_model_dir, rows, root / "run", **SCHEDULE)
     trainer.add_callback(SaveAtStep(1))  # inside the first window: for the refusal test
     trace = traced(trainer)

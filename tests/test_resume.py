@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import safetensors.torch
 import torch
+from conftest import write_training_set
 from test_trainer import grpo_rows, make_trainer
 from transformers import TrainerCallback
 from trl import SFTConfig
@@ -40,14 +41,8 @@ def max_difference(left: dict, right: dict) -> float:
 @pytest.fixture(scope="module")
 def sft_uninterrupted(tiny_model_dir, tmp_path_factory):
     """A 4-step SFT run with checkpoint-2 and checkpoint-4, and its training file."""
-    from conftest import training_row, write_clip, write_jsonl
-
     root = tmp_path_factory.mktemp("sft-run")
-    rows = []
-    for index in range(8):
-        write_clip(root / f"clip{index}.wav", 1.0, "tone" if index % 2 else "noise", 300.0 + 50 * index, seed=index)
-        rows.append(training_row(index, f"clip{index}.wav", answer=index % 4))
-    data_file = write_jsonl(root / "train.jsonl", rows)
+    data_file = write_training_set(root, 1.0)
     sft_run(tiny_model_dir, data_file, root / "run")
     return root / "run", data_file
 

@@ -9,14 +9,21 @@ Adding one (MMSU, MMAU-Pro) means a module that defines a `Benchmark` and one li
 """
 
 import argparse
+import hashlib
 import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from importlib import resources
 from pathlib import Path
 
 from r1_aqa.audio import AudioError, load_audio
 from r1_aqa.files import write_json
+
+SELECTION_WARNING = (
+    "Picking the best checkpoint by its score on a test set (test-mini, MMAR) selects on the test set: report a "
+    "checkpoint chosen in advance (e.g. the last), or choose on held-out data."
+)
 
 
 class BenchmarkError(ValueError):
@@ -60,6 +67,17 @@ def recognise(items: list[dict], path: str | Path = "items") -> Benchmark:
         raise BenchmarkError(f"{path}: cannot tell which benchmark this is ({found}). Every item needs the keys of "
                              f"one ({wanted})")  # fmt: skip
     return fitting[0]
+
+
+def fingerprint(item: dict, keys: tuple[str, ...]) -> str:
+    """A short hash of the item's benchmark keys: equal iff the item is unchanged in them."""
+    canonical = json.dumps({key: item.get(key) for key in keys}, sort_keys=True, ensure_ascii=False)
+    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+
+
+def fingerprint_tables(filename: str) -> dict[str, dict[str, str]]:
+    """Per published file of a benchmark, each item's fingerprint by id, as shipped in the package."""
+    return json.loads(resources.files("r1_aqa").joinpath(filename).read_text())
 
 
 def versions_of(items: list[dict], fingerprint: Callable[[dict], str], tables: dict[str, dict[str, str]],

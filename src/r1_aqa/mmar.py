@@ -9,9 +9,6 @@ that file have an answer that is not one of their choices: they are kept and lis
 the fixes upstream made on 2026-02-16, by id. Clips are `audio/<id>.wav` under the folder the download unpacks to.
 """
 
-import hashlib
-import json
-from importlib import resources
 from pathlib import Path
 
 from r1_aqa import benchmarks
@@ -45,14 +42,13 @@ FIXES = {
 
 
 def fingerprint(item: dict) -> str:
-    canonical = json.dumps({key: item.get(key) for key in BENCHMARK_KEYS}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return benchmarks.fingerprint(item, BENCHMARK_KEYS)
 
 
 def known_versions() -> dict[str, dict[str, str]]:
     """Each item's fingerprint by id: the 2025-05-11 file, and the same with the six upstream fixes applied (the
     2026 jsonl's answers; tests/test_mmar.py rebuilds both)."""
-    return json.loads(resources.files("r1_aqa").joinpath("mmar_fingerprints.json").read_text())
+    return benchmarks.fingerprint_tables("mmar_fingerprints.json")
 
 
 def detect_version(items: list[dict]) -> dict:

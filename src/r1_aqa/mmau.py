@@ -10,16 +10,12 @@ answer as R1-AQA did. An item without an output counts as wrong (and as `missing
 """
 
 import argparse
-import hashlib
-import json
 import sys
-from importlib import resources
 from pathlib import Path
 
 from r1_aqa import benchmarks, scoring
-from r1_aqa.benchmarks import Benchmark, BenchmarkError, read_items  # noqa: F401 (read_items: callers import it here)
+from r1_aqa.benchmarks import Benchmark, BenchmarkError
 
-MMAUError = BenchmarkError  # the name callers used before there was a registry
 BENCHMARK_KEYS = (
     "id", "audio_id", "question", "choices", "answer", "dataset", "task", "split", "category", "sub-category",
     "difficulty",
@@ -27,20 +23,15 @@ BENCHMARK_KEYS = (
 TASKS = ("sound", "music", "speech")
 ORDER = (*TASKS, "easy", "medium", "hard")  # how the official script lists them; other keys follow by name
 GROUPS = ("task", "difficulty", "sub-category")
-SELECTION_WARNING = (
-    "Picking the best checkpoint by its test-mini score selects on the test set: report a checkpoint chosen in "
-    "advance (e.g. the last), or choose on held-out data."
-)
 
 
 def fingerprint(item: dict) -> str:
-    canonical = json.dumps({key: item.get(key) for key in BENCHMARK_KEYS}, sort_keys=True, ensure_ascii=False)
-    return hashlib.sha256(canonical.encode()).hexdigest()[:16]
+    return benchmarks.fingerprint(item, BENCHMARK_KEYS)
 
 
 def known_versions() -> dict[str, dict[str, str]]:
     """Per published file of MMAU test-mini, each item's fingerprint by id (tests/test_mmau.py rebuilds it)."""
-    return json.loads(resources.files("r1_aqa").joinpath("mmau_fingerprints.json").read_text())
+    return benchmarks.fingerprint_tables("mmau_fingerprints.json")
 
 
 def detect_version(items: list[dict]) -> dict:

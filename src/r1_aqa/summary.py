@@ -18,9 +18,8 @@ import re
 import sys
 from pathlib import Path
 
-from r1_aqa.benchmarks import Benchmark, registry
+from r1_aqa.benchmarks import SELECTION_WARNING, Benchmark, registry
 from r1_aqa.files import write_atomic
-from r1_aqa.mmau import SELECTION_WARNING
 from r1_aqa.scoring import FIELDS, LEGACY_FIELDS, version_text
 
 FLOORS = ("first_choice", "random", "silent_audio")
