@@ -37,7 +37,7 @@ def load(name: str, work: Path, fast_audio_encoder: bool):
     from transformers import Qwen2AudioForConditionalGeneration
 
     from r1_aqa import tiny
-    from r1_aqa.fast_audio import enable_fast_audio
+    from r1_aqa.families.qwen2_audio_savings import enable_fast_audio
     from r1_aqa.models import load_model, load_processor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"

@@ -17,7 +17,7 @@ from pathlib import Path
 import common
 import torch
 
-from r1_aqa.fast_audio import disable_fast_audio, enable_fast_audio
+from r1_aqa.families.qwen2_audio_savings import disable_fast_audio, enable_fast_audio
 from r1_aqa.processing import encode
 from r1_aqa.prompts import messages
 

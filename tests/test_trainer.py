@@ -13,10 +13,11 @@ from trl import GRPOConfig, GRPOTrainer
 
 from r1_aqa.audio import SAMPLING_RATE, load_audio
 from r1_aqa.data import load_rows, to_grpo_row
-from r1_aqa.fast_audio import disable_fast_audio
+from r1_aqa.families.qwen2_audio_savings import disable_fast_audio
 from r1_aqa.models import load_model
+from r1_aqa.processing import join_rows
 from r1_aqa.prompts import completion_text
-from r1_aqa.trainer import AUDIO_KEYS, OVERRIDDEN_HOOKS, AudioGRPOTrainer
+from r1_aqa.trainer import OVERRIDDEN_HOOKS, AudioGRPOTrainer
 
 
 def length_reward(completions, **kwargs):
@@ -100,13 +101,17 @@ def rollout(trainer, rows_per_prompt):
     inputs = [row for row in rows_per_prompt for _ in range(trainer.num_generations)]
     torch.manual_seed(0)
     output = trainer._generate_and_score_completions(inputs)
+    # The audio travels as one tensor per sequence (TRL shuffles and splits lists with the batch): joined here.
+    audio, _ = join_rows({key: output[key] for key in trainer.family.audio_keys})
+    output.update(audio)
     ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
     mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
     return inputs, output, ids, mask
 
 
 def trainer_logps(trainer, output, ids, mask):
-    trainer._batch_audio = {key: output[key] for key in AUDIO_KEYS}
+    trainer._batch_audio = {key: output[key] for key in trainer.family.audio_keys}
+    trainer._batch_rows = [1] * ids.size(0)
     try:
         with torch.no_grad():
             logps, _, _ = trainer._get_per_token_logps_and_entropies(
@@ -214,7 +219,7 @@ def test_each_completion_is_scored_with_its_own_prompts_clip(tiny_model_dir, tmp
     trainer.model.train()
     torch.manual_seed(1)
     batch = trainer._prepare_inputs(inputs)
-    lengths = batch["feature_attention_mask"].sum(-1)
+    lengths = torch.cat(batch["feature_attention_mask"]).sum(-1)
     tokens = (batch["prompt_ids"] == audio_token).sum(-1)
     assert torch.equal(tokens, ((lengths - 1) // 2 + 1 - 2) // 2 + 1)
     assert set(lengths.tolist()) == {100, 200}

@@ -1,4 +1,4 @@
-"""The one audio loader: any file soundfile reads -> mono float32 at 16 kHz, at most 30 s."""
+"""The one audio loader: any file soundfile reads -> mono float32 at 16 kHz, cut to what the model hears."""
 
 import logging
 
@@ -7,13 +7,6 @@ import soundfile
 import soxr
 
 SAMPLING_RATE = 16_000
-# Qwen2-Audio's encoder sees at most 30 s (3000 mel frames); longer clips would be cut by the processor anyway.
-MAX_SECONDS = 30.0
-# Qwen2-Audio (transformers 5.23) gives ((L-1)//2+1-2)//2+1 audio tokens for L = ceil(samples/160) mel frames, and
-# its forward falls back to a legacy merge when no two audio tokens of a batch are adjacent (a GRPO batch is often
-# one clip): 2 tokens need L >= 7, so 6 * 160 + 1 samples (60 ms). 320 samples or fewer give no token at all.
-MIN_SAMPLES = 961
-
 logger = logging.getLogger(__name__)
 
 
@@ -32,8 +25,9 @@ def header_samples(path: str) -> int:
     return round(info.frames * SAMPLING_RATE / info.samplerate)  # the length soxr resamples to
 
 
-def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> np.ndarray:
-    """Decode `path` (wav/flac/mp3/ogg, any rate), mix down to mono, resample to 16 kHz, cut to `max_seconds`."""
+def load_audio(path: str, max_seconds: float | None = None) -> np.ndarray:
+    """Decode `path` (wav/flac/mp3/ogg, any rate), mix down to mono, resample to 16 kHz, cut to `max_seconds` (the
+    model family's limit, `Family.max_seconds`; None: whole)."""
     try:
         samples, rate = soundfile.read(path, dtype="float32", always_2d=True)
     except Exception as error:  # soundfile raises several types (LibsndfileError, RuntimeError, TypeError)
@@ -43,8 +37,8 @@ def load_audio(path: str, max_seconds: float = MAX_SECONDS) -> np.ndarray:
     samples = samples.mean(axis=1)
     if rate != SAMPLING_RATE:
         samples = soxr.resample(samples, rate, SAMPLING_RATE).astype(np.float32)
-    limit = int(max_seconds * SAMPLING_RATE)
-    if samples.shape[0] > limit:
+    limit = None if max_seconds is None else int(max_seconds * SAMPLING_RATE)
+    if limit is not None and samples.shape[0] > limit:
         logger.warning("%s: %.1f s long, cut to the first %.0f s", path, samples.shape[0] / SAMPLING_RATE, max_seconds)
         samples = samples[:limit]
     return np.ascontiguousarray(samples, dtype=np.float32)

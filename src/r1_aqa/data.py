@@ -16,7 +16,8 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from r1_aqa.audio import MIN_SAMPLES, SAMPLING_RATE, AudioError, header_samples, load_audio
+from r1_aqa.audio import SAMPLING_RATE, AudioError, header_samples, load_audio
+from r1_aqa.families import FAMILIES
 from r1_aqa.files import write_jsonl
 from r1_aqa.prompts import messages
 from r1_aqa.rewards import fold
@@ -48,9 +49,16 @@ class DataError(ValueError):
     """A data file that cannot be used; the message names the file and line of every problem."""
 
 
-def row_problems(row, base_dir: Path, audio_check: str = "decode") -> list[str]:
+def strictest_min_samples() -> int:
+    """The shortest clip every known model family takes: the checker's default when no family is named."""
+    return max(family.min_samples for family in FAMILIES.values())
+
+
+def row_problems(row, base_dir: Path, audio_check: str = "decode", min_samples: int | None = None) -> list[str]:
     """Everything wrong with one parsed row, as short reasons; [] for a usable row. The audio file must exist and,
-    unless `audio_check` is "exists", give at least MIN_SAMPLES samples by its header or by decoding it."""
+    unless `audio_check` is "exists", give at least `min_samples` samples (default: `strictest_min_samples()`) by
+    its header or by decoding it."""
+    min_samples = strictest_min_samples() if min_samples is None else min_samples
     if audio_check not in AUDIO_CHECKS:
         raise ValueError(f"audio_check must be one of {AUDIO_CHECKS}, got {audio_check!r}")
     if not isinstance(row, dict):
@@ -89,15 +97,17 @@ def row_problems(row, base_dir: Path, audio_check: str = "decode") -> list[str]:
             except AudioError as error:
                 problems.append(str(error))
             else:
-                if samples < MIN_SAMPLES:
+                if samples < min_samples:
                     problems.append(
-                        f"{path}: audio too short: {samples} samples at {SAMPLING_RATE // 1000} kHz, Qwen2-Audio "
-                        f"needs {MIN_SAMPLES} ({1000 * MIN_SAMPLES / SAMPLING_RATE:.0f} ms) for two audio tokens"
+                        f"{path}: audio too short: {samples} samples at {SAMPLING_RATE // 1000} kHz, the model needs "
+                        f"{min_samples} ({1000 * min_samples / SAMPLING_RATE:.0f} ms)"
                     )
     return problems
 
 
-def read_rows(path: Path, audio_check: str = "decode") -> Iterator[tuple[int, dict | None, list[str]]]:
+def read_rows(
+    path: Path, audio_check: str = "decode", min_samples: int | None = None
+) -> Iterator[tuple[int, dict | None, list[str]]]:
     """(line number, row or None, problems) for each non-blank line."""
     first_line = {}
     # utf-8-sig: a byte-order mark, as some Windows editors write, is no reason to refuse line 1.
@@ -110,7 +120,7 @@ def read_rows(path: Path, audio_check: str = "decode") -> Iterator[tuple[int, di
             except json.JSONDecodeError as error:
                 yield number, None, [f"not JSON ({error.msg} at column {error.colno})"]
                 continue
-            problems = row_problems(row, path.parent, audio_check)
+            problems = row_problems(row, path.parent, audio_check, min_samples)
             if isinstance(row, dict) and "id" in row:
                 key = str(row["id"])  # to_grpo_row keys rows by str(id), so 7 and "7" are one id
                 if key in first_line:
@@ -119,24 +129,26 @@ def read_rows(path: Path, audio_check: str = "decode") -> Iterator[tuple[int, di
             yield number, row, problems
 
 
-def check(path: Path, audio_check: str = "decode") -> list[str]:
+def check(path: Path, audio_check: str = "decode", min_samples: int | None = None) -> list[str]:
     """All problems of a file as `FILE:LINE: reason` lines."""
     if not path.is_file():
         return [f"{path}: no such file"]
     report = [
-        f"{path}:{number}: {problem}" for number, _, problems in read_rows(path, audio_check) for problem in problems
+        f"{path}:{number}: {problem}"
+        for number, _, problems in read_rows(path, audio_check, min_samples)
+        for problem in problems
     ]
     return report
 
 
-def load_rows(path: str | Path, audio_check: str = "header") -> list[dict]:
+def load_rows(path: str | Path, audio_check: str = "header", min_samples: int | None = None) -> list[dict]:
     """The rows of a valid file, with absolute audio paths; raises DataError listing every problem otherwise.
     Training calls it before loading the model, so a clip that would crash the run hours in stops it at once."""
     path = Path(path)
     if not path.is_file():
         raise DataError(f"{path}: no such file")
     rows, report = [], []
-    for number, row, problems in read_rows(path, audio_check):
+    for number, row, problems in read_rows(path, audio_check, min_samples):
         rows.append(row)
         report += [f"{path}:{number}: {problem}" for problem in problems]
     if report:
@@ -226,6 +238,9 @@ def main(argv: list[str] | None = None) -> int:
     check_parser = commands.add_parser("check", help="validate training files")
     check_parser.add_argument("files", nargs="+", type=Path)
     check_parser.add_argument("--no-decode", action="store_true", help="read each clip's header only (fast)")
+    check_parser.add_argument(
+        "--family", choices=sorted(FAMILIES), help="check clip lengths for this model family (default: for all)"
+    )
     convert = commands.add_parser("convert-avqa", help="AVQA train_qa.json + clips -> training JSON lines")
     convert.add_argument("--qa", type=Path, required=True, help="AVQA's train_qa.json")
     convert.add_argument("--audio-dir", type=Path, required=True, help="folder of clips named by video_name")
@@ -235,7 +250,8 @@ def main(argv: list[str] | None = None) -> int:
 
     audio_check = "header" if args.no_decode else "decode"
     if args.command == "check":
-        report = [line for path in args.files for line in check(path, audio_check)]
+        min_samples = FAMILIES[args.family].min_samples if args.family else None
+        report = [line for path in args.files for line in check(path, audio_check, min_samples)]
         for line in report:
             print(line)
         print(f"{len(report)} problem(s) in {len(args.files)} file(s)", file=sys.stderr)

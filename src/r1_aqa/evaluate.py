@@ -36,11 +36,12 @@ from tqdm import tqdm
 from transformers import set_seed
 from trl import TrlParser
 
-from r1_aqa.audio import MAX_SECONDS, SAMPLING_RATE, header_samples
+from r1_aqa.audio import SAMPLING_RATE, header_samples
 from r1_aqa.benchmarks import BenchmarkError, checked, read_items, recognise
 from r1_aqa.choice_order import shown_choices
+from r1_aqa.families import family_of_processor
 from r1_aqa.files import resume_jsonl, write_json
-from r1_aqa.models import adapter_base, load_model, load_processor
+from r1_aqa.models import adapter_base, family_at, load_model, load_processor
 from r1_aqa.processing import encode, load_clips
 from r1_aqa.prompts import INSTRUCTIONS, answer_or_completion, messages
 from r1_aqa.rewards import FORMATS
@@ -185,9 +186,13 @@ def load_for_generation(args) -> tuple:
 
 @torch.no_grad()
 def generate(model, processor, conversations: list, clips: list, decoding: dict, chat_template_kwargs=None) -> list:
+    family = family_of_processor(processor)
     inputs = encode(processor, conversations, clips, chat_template_kwargs).to(model.device)
-    inputs["input_features"] = inputs["input_features"].to(model.dtype)
-    output = model.generate(**inputs, **decoding, pad_token_id=processor.tokenizer.pad_token_id)
+    for key in family.audio_keys:  # the features in the model's dtype; masks stay integers
+        if inputs[key].is_floating_point():
+            inputs[key] = inputs[key].to(model.dtype)
+    output = model.generate(**inputs, **decoding, pad_token_id=processor.tokenizer.pad_token_id,
+                            suppress_tokens=family.placeholder_ids(processor.tokenizer))  # fmt: skip
     return processor.batch_decode(output[:, inputs["input_ids"].size(1) :], skip_special_tokens=True)
 
 
@@ -202,10 +207,11 @@ def choices_shown(item: dict, seed: int | None) -> list[str]:
     return item["choices"] if seed is None else shown_choices(item["choices"], seed, 0, item["id"])
 
 
-def cut_clips(items: list[dict]) -> dict:
-    """Clips longer than the model hears: the audio loader cuts them to their first MAX_SECONDS, as in training."""
-    cut = [item["id"] for item in items if header_samples(item["audio_path"]) > MAX_SECONDS * SAMPLING_RATE]
-    return {"count": len(cut), "max_seconds": MAX_SECONDS, "ids": cut}
+def cut_clips(items: list[dict], max_seconds: float) -> dict:
+    """Clips longer than the model hears: the audio loader cuts them to their first `max_seconds` (the family's
+    limit), as in training."""
+    cut = [item["id"] for item in items if header_samples(item["audio_path"]) > max_seconds * SAMPLING_RATE]
+    return {"count": len(cut), "max_seconds": max_seconds, "ids": cut}
 
 
 def answer_all(model, processor, items: list[dict], args: EvalArguments, destination: Path, silent: bool) -> list:
@@ -232,7 +238,7 @@ def answer_all(model, processor, items: list[dict], args: EvalArguments, destina
                 messages(i["audio_path"], i["question"], choices_shown(i, args.shuffle_choices), args.prompt_style)
                 for i in batch
             ]
-            clips = load_clips(conversations)
+            clips = load_clips(conversations, family_of_processor(processor).max_seconds)
             if silent:
                 clips = [np.zeros_like(clip) for clip in clips]
             outputs = generate(model, processor, conversations, clips, args.decoding(), args.chat_template_kwargs)
@@ -277,7 +283,8 @@ def main(args: EvalArguments) -> dict:
 
 def write_metrics(output_dir: Path, benchmark, items, predictions, silence, args: EvalArguments) -> dict:
     metrics = metrics_for(benchmark, predictions, silence)
-    metrics["cut_clips"] = cut_clips(items)
+    family = family_at(args.model_name_or_path, base_model_name_or_path=args.base_model_name_or_path)
+    metrics["cut_clips"] = cut_clips(items, family.max_seconds)
     pattern = FORMATS[args.prompt_style]
     matching = sum(pattern.fullmatch(p["model_output"]) is not None for p in predictions)
     metrics["format"] = {"matching": matching, "count": len(predictions), "rate": 100.0 * matching / len(predictions)}

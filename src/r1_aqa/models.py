@@ -15,21 +15,26 @@ from pathlib import Path
 
 import torch
 from peft import PeftModel
-from transformers import AutoConfig, AutoProcessor, Qwen2AudioForConditionalGeneration
+from transformers import AutoConfig
 from trl import ModelConfig
 
-from r1_aqa.fast_audio import enable_fast_audio
-
-# Audio-language models by `model_type`; each is loaded with its concrete class (AutoModelForCausalLM rejects them).
-MODEL_CLASSES = {"qwen2_audio": Qwen2AudioForConditionalGeneration}
+from r1_aqa.families import Family, family_of
 
 
 @dataclass
 class AudioModelConfig(ModelConfig):
     fast_audio_encoder: bool = field(
         default=True,
-        metadata={"help": "run the audio encoder on the valid frames only, once per distinct clip (exact)"},
+        metadata={"help": "the model family's exact encoder savings (e.g. valid frames only, once per clip)"},
     )
+    train_frozen_modules: bool = field(
+        default=False,
+        metadata={"help": "also train what audio-only training leaves frozen (the Omni thinkers' vision tower)"},
+    )
+
+
+class LoadingError(ValueError):
+    """A checkpoint whose weights do not all fit the model class; the message names the folder and the keys."""
 
 
 def adapter_base(path: str, base_model_name_or_path: str | None = None) -> str | None:
@@ -44,6 +49,38 @@ def adapter_base(path: str, base_model_name_or_path: str | None = None) -> str |
     return base
 
 
+def family_at(path: str, revision: str = "main", base_model_name_or_path: str | None = None) -> Family:
+    """The model family of a folder or hub id (a LoRA checkpoint's: its base's), by its config's `model_type`."""
+    source = adapter_base(path, base_model_name_or_path) or path
+    try:
+        return family_of(AutoConfig.from_pretrained(source, revision=revision))
+    except ValueError as error:
+        raise ValueError(f"{source}: {error}") from error
+
+
+def from_published(family: Family, source: str, **kwargs):
+    """`family.model_class` from a folder or hub id, stopping on any weight the class expects and did not get (or
+    got in another shape), and on any weight it does not take beyond those the family leaves out by design (the
+    Omni talker): a partial load would otherwise train from random weights with only a warning."""
+    model, info = family.model_class.from_pretrained(source, output_loading_info=True, **kwargs)
+    unexpected = [key for key in info["unexpected_keys"] if not key.startswith(family.ignored_prefixes)]
+    problems = {
+        "missing (left at their random initial values)": info["missing_keys"],
+        "of another shape": [str(item) for item in info["mismatched_keys"]],
+        "not taken by the model": unexpected,
+    }
+    found = [f"{len(keys)} {what}: {', '.join(sorted(keys)[:8])}" for what, keys in problems.items() if keys]
+    if found:
+        raise LoadingError(f"{source}: as {family.model_class.__name__}, weights " + "; ".join(found))
+    return model
+
+
+def freeze_unused(family: Family, model) -> None:
+    """What audio-only training never uses stays frozen: out of the optimizer, and seen by no DDP/ZeRO reducer."""
+    for name in family.frozen_modules:
+        model.get_submodule(name).requires_grad_(False)
+
+
 def load_model(
     path: str,
     dtype: str | None = "auto",
@@ -51,22 +88,35 @@ def load_model(
     revision: str = "main",
     fast_audio_encoder: bool = True,
     base_model_name_or_path: str | None = None,
+    train_frozen_modules: bool = False,
 ):
     """The model in `path`; for a LoRA checkpoint, its base with the adapter merged (`revision` is the base's)."""
     base = adapter_base(path, base_model_name_or_path)
     source = base or path
-    model_type = AutoConfig.from_pretrained(source, revision=revision).model_type
-    if model_type not in MODEL_CLASSES:
-        raise ValueError(f"{source}: model_type {model_type!r} is not one of {sorted(MODEL_CLASSES)}")
+    family = family_at(source, revision)
     torch_dtype = dtype if dtype in ("auto", None) else getattr(torch, dtype)
-    model = MODEL_CLASSES[model_type].from_pretrained(
-        source, revision=revision, dtype=torch_dtype, attn_implementation=attn_implementation
+    model = from_published(
+        family, source, revision=revision, dtype=torch_dtype, attn_implementation=attn_implementation
     )
     if base:  # merged once here: inference then runs at the plain model's speed, with no peft wrapper around it
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    if not train_frozen_modules:
+        freeze_unused(family, model)
     if fast_audio_encoder:
-        enable_fast_audio(model)
+        enable_savings(model)
     return model
+
+
+def enable_savings(model) -> None:
+    """The family's exact encoder savings on `model` (through PEFT and other wrappers), if it has any."""
+    family = family_of(model)  # a PEFT wrapper forwards `config` to its model
+    if family.enable_savings is not None:
+        family.enable_savings(model)
+
+
+def savings_enabled(model) -> bool:
+    family = family_of(model)  # a PEFT wrapper forwards `config` to its model
+    return family.savings_enabled is not None and family.savings_enabled(model)
 
 
 def load_model_from(model_args: "AudioModelConfig"):
@@ -76,15 +126,19 @@ def load_model_from(model_args: "AudioModelConfig"):
         model_args.attn_implementation,
         model_args.model_revision,
         model_args.fast_audio_encoder,
+        train_frozen_modules=model_args.train_frozen_modules,
     )
 
 
 def load_processor(
     path: str, padding_side: str = "right", revision: str = "main", base_model_name_or_path: str | None = None
 ):
-    """The processor, with `padding_side` set on the tokenizer alone. Passing `padding_side` to `from_pretrained`
-    would also left-pad the audio frames, which Qwen2-Audio reads as starting at frame 0: silently wrong audio.
-    A LoRA checkpoint saved without the processor files (the trainer normally saves them) gets its base's."""
+    """The family's processor, with `padding_side` set on the tokenizer alone. Passing `padding_side` to
+    `from_pretrained` would also left-pad the audio frames, which the encoders read as starting at frame 0: silently
+    wrong audio. The family's own class loads it (`AutoProcessor` would give a bare tokenizer for a processor that
+    needs a package not installed). A LoRA checkpoint saved without the processor files (the trainer normally
+    saves them) gets its base's."""
+    family = family_at(path, revision, base_model_name_or_path)
     base = adapter_base(path, base_model_name_or_path)
     folder = Path(path)
     saved = (folder / "tokenizer_config.json").is_file() and any(
@@ -92,7 +146,7 @@ def load_processor(
     )
     if base and not saved:
         path = base
-    processor = AutoProcessor.from_pretrained(path, revision=revision)
+    processor = family.processor_class.from_pretrained(path, revision=revision)
     processor.tokenizer.padding_side = padding_side
     return processor
 

@@ -37,6 +37,7 @@ from r1_aqa import subsets
 from r1_aqa.audio import header_samples
 from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.evaluate import generate, load_for_generation, with_trained_prompt
+from r1_aqa.families import family_of_processor
 from r1_aqa.files import resume_jsonl, write_json, write_jsonl
 from r1_aqa.models import adapter_base
 from r1_aqa.processing import load_clips
@@ -178,7 +179,7 @@ def measure(model, processor, rows: list[dict], args: PassRateArguments, output:
                 continue
             set_seed(args.seed + number)
             conversations = [row["prompt"] for row in todo]
-            clips = load_clips(conversations)
+            clips = load_clips(conversations, family_of_processor(processor).max_seconds)
             if args.silent_audio:
                 clips = [np.zeros_like(clip) for clip in clips]
             outputs = generate(model, processor, conversations, clips, args.decoding(), args.chat_template_kwargs)

@@ -35,9 +35,10 @@ class DataArguments:
             raise ValueError(f"prompt_style must be one of {sorted(INSTRUCTIONS)}, got {self.prompt_style!r}")
 
 
-def build_dataset(data_args: DataArguments) -> Dataset:
-    """Rows with `prompt` (the conversation with its clip), `solution`, `choices` and `id`."""
-    rows = load_rows(data_args.data_file)
+def build_dataset(data_args: DataArguments, min_samples: int | None = None) -> Dataset:
+    """Rows with `prompt` (the conversation with its clip), `solution`, `choices` and `id`; every clip at least
+    `min_samples` long (the model family's minimum; default: every family's)."""
+    rows = load_rows(data_args.data_file, min_samples=min_samples)
     if data_args.max_train_samples is not None:
         rows = rows[: data_args.max_train_samples]
     style, reword = data_args.prompt_style, data_args.question_video_to_audio

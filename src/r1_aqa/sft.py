@@ -14,11 +14,11 @@ import torch
 from trl import SFTConfig, SFTTrainer, get_peft_config
 
 from r1_aqa.checkpoints import CheckpointLoading
-from r1_aqa.models import AudioModelConfig, load_model_from, load_processor
+from r1_aqa.families import family_of_processor
+from r1_aqa.models import AudioModelConfig, family_at, load_model_from, load_processor
 from r1_aqa.processing import encode
 from r1_aqa.prompts import drop_null_keys
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
-from r1_aqa.trainer import AUDIO_KEYS
 
 IGNORE = -100  # label of tokens that carry no loss
 
@@ -67,7 +67,7 @@ class AudioSFTCollator:
             batch["input_ids"][index, : len(sequence)] = sequence
             batch["attention_mask"][index, : len(sequence)] = 1
             batch["labels"][index, : len(label)] = label
-        batch.update({key: encoded[key] for key in AUDIO_KEYS})
+        batch.update({key: encoded[key] for key in family_of_processor(self.processor).audio_keys})
         return batch
 
 
@@ -78,6 +78,7 @@ class AudioSFTTrainer(CheckpointLoading, SFTTrainer):
 def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: AudioModelConfig) -> None:
     groups = resolved(data=data_args, training=training_args, model=model_args)
     processor = load_processor(model_args.model_name_or_path, revision=model_args.model_revision)
+    dataset = build_dataset(data_args, family_at(model_args.model_name_or_path, model_args.model_revision).min_samples)
     # The collator tokenizes on the fly, from file paths: TRL must neither pre-tokenize nor drop the columns.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
@@ -85,7 +86,7 @@ def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: Audi
         model=load_model_from(model_args),
         processing_class=processor,
         args=training_args,
-        train_dataset=build_dataset(data_args),
+        train_dataset=dataset,
         data_collator=AudioSFTCollator(processor),
         peft_config=get_peft_config(model_args),
         callbacks=[SaveResolvedConfig(groups)],

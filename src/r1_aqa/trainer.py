@@ -3,13 +3,16 @@
 TRL 1.16 handles image tensors only. For audio it needs four narrow changes, each a hook below:
 the processor must receive the clips (`_tokenize_prompts`), the clips' features must travel with the batch
 (`_generate_and_score_completions`, `compute_loss`), and every log-prob pass (policy, old policy, reference) must
-receive them row by row (`_get_per_token_logps_and_entropies`). Everything else is upstream's, except the options
+receive them row by row (`_get_per_token_logps_and_entropies`). Which tensors carry the audio, how many of their rows
+each sequence owns and which placeholder tokens are never sampled come from the model's family (`r1_aqa.families`).
+Everything else is upstream's, except the options
 under which upstream would generate without the clips (vLLM, tool calling), refused at start, and resuming, made
 exact by `r1_aqa.grpo_resume.ExactResume`. The same generation hook also shows each prompt's choices in the epoch's
 order when asked (`r1_aqa.choice_order.ChoiceShuffle`) and logs the pass rate and the answers' choice positions.
 """
 
 import inspect
+import itertools
 from contextlib import contextmanager
 
 import torch
@@ -17,11 +20,11 @@ from trl import GRPOTrainer
 
 from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.choice_order import ChoiceShuffle, answer_position, choice_metrics, position
-from r1_aqa.fast_audio import enable_fast_audio, is_fast_audio_enabled
+from r1_aqa.families import family_of
 from r1_aqa.grpo_resume import RESUME_HOOKS, ExactResume
-from r1_aqa.processing import encode
+from r1_aqa.models import enable_savings, savings_enabled
+from r1_aqa.processing import encode_rows, join_rows, split_rows
 
-AUDIO_KEYS = ("input_features", "feature_attention_mask")
 # The upstream methods this subclass overrides; tests/test_trainer.py fails loudly if one disappears.
 OVERRIDDEN_HOOKS = (
     "_tokenize_prompts",
@@ -38,33 +41,45 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
     def __init__(self, model, *args, choice_shuffle: ChoiceShuffle | None = None, **kwargs):
         if isinstance(model, str):
             raise TypeError("AudioGRPOTrainer needs a loaded model (see r1_aqa.models.load_model), not a path")
-        _refuse_audio_blind_paths(inspect.signature(GRPOTrainer.__init__).bind(self, model, *args, **kwargs).arguments)
-        # Upstream reads `config.image_token_id` to keep an image token from being sampled; Qwen2-Audio's config has
-        # none. Giving it the audio token both satisfies upstream and keeps a sampled <|AUDIO|> from breaking scoring.
+        arguments = inspect.signature(GRPOTrainer.__init__).bind(self, model, *args, **kwargs).arguments
+        _refuse_audio_blind_paths(arguments)
+        if arguments.get("processing_class") is None:
+            raise TypeError("AudioGRPOTrainer needs the model's processor (see r1_aqa.models.load_processor)")
+        self.family = family_of(model)
+        placeholders = self.family.placeholder_ids(arguments["processing_class"].tokenizer)
+        # Upstream reads `config.image_token_id` to keep an image token from being sampled; an audio model's config
+        # may have none. Lent a placeholder for the call; every placeholder is suppressed below.
         borrowed = not hasattr(model.config, "image_token_id")
         if borrowed:
-            model.config.image_token_id = model.config.audio_token_id
+            model.config.image_token_id = placeholders[0]
         try:
             super().__init__(model, *args, **kwargs)
         finally:
             if borrowed:
                 del model.config.image_token_id  # keep it out of the checkpoints' config.json
+        # A sampled placeholder would ask the log-prob pass for media the prompt does not have: never sample one.
+        suppressed = sorted({*(self.generation_kwargs.get("suppress_tokens") or []), *placeholders})
+        self.generation_kwargs["suppress_tokens"] = suppressed
+        self.generation_config.suppress_tokens = suppressed
         self._batch_audio: dict[str, torch.Tensor] | None = None
+        self._batch_rows: list[int] | None = None
         self.choice_shuffle = choice_shuffle
         # Positions logged: as many as the most choices a training question has (none without a `choices` column).
         columns = getattr(self.train_dataset, "column_names", None) or []
         self._choice_positions = max(map(len, self.train_dataset["choices"])) if "choices" in columns else 0
         # Upstream builds the reference model afresh from the checkpoint: give it the policy's audio encoder path.
-        if self.ref_model is not None and is_fast_audio_enabled(self.model):
-            enable_fast_audio(self.ref_model)
+        if self.ref_model is not None and savings_enabled(self.model):
+            enable_savings(self.ref_model)
 
     def _tokenize_prompts(self, prompts: list):
-        # Upstream collects images only: load each clip and let the processor expand <|AUDIO|> for it. (Upstream's
+        # Upstream collects images only: load each clip and let the processor expand its placeholder. (Upstream's
         # `tools` and the chat template it swaps in for them are refused at start, so the template kwargs are all.)
-        encoded = encode(self.processing_class, prompts, chat_template_kwargs=self.chat_template_kwargs)
-        rows = zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
-        prompt_ids = [ids[mask.bool()].tolist() for ids, mask in rows]
-        self._batch_audio = {key: encoded[key] for key in AUDIO_KEYS}
+        encoded, self._batch_rows = encode_rows(
+            self.processing_class, prompts, chat_template_kwargs=self.chat_template_kwargs
+        )
+        pairs = zip(encoded["input_ids"], encoded["attention_mask"], strict=True)
+        prompt_ids = [ids[mask.bool()].tolist() for ids, mask in pairs]
+        self._batch_audio = {key: encoded[key] for key in self.family.audio_keys}
         return prompt_ids, None, dict(self._batch_audio)  # tensors in the third slot go to `generate`
 
     def _generate_and_score_completions(self, inputs):
@@ -76,8 +91,10 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
             inputs = [self.choice_shuffle.row(row, epoch) for row in inputs]
         output = super()._generate_and_score_completions(inputs)
         device = self.accelerator.device
-        output.update({key: value.to(device) for key, value in self._batch_audio.items()})
-        self._batch_audio = None
+        # One tensor per sequence (its own audio rows): upstream shuffles and splits lists along with the batch.
+        per_sequence = split_rows(self._batch_audio, self._batch_rows)
+        output.update({key: [part.to(device) for part in parts] for key, parts in per_sequence.items()})
+        self._batch_audio = self._batch_rows = None
         if self._choice_positions:
             self._log_choice_metrics(inputs, output["completion_ids"])
         return output
@@ -98,17 +115,17 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
 
     def compute_loss(self, model, inputs, return_outputs=False, num_items_in_batch=None):
         # Upstream's loss pass forwards image keys only; the batch's clips are read from `inputs` here.
-        self._batch_audio = {key: inputs[key] for key in AUDIO_KEYS}
+        self._batch_audio, self._batch_rows = join_rows({key: inputs[key] for key in self.family.audio_keys})
         try:
             return super().compute_loss(model, inputs, return_outputs, num_items_in_batch)
         finally:
-            self._batch_audio = None
+            self._batch_audio = self._batch_rows = None
 
     def _get_per_token_logps_and_entropies(self, model, input_ids, *args, **kwargs):
         # Upstream's signature has image arguments only; each forward it makes gets the clips of its own rows.
         if self._batch_audio is None:
             raise RuntimeError("a log-prob pass ran without the batch's audio; upstream's call order has changed")
-        with _feed_rows(model, self._batch_audio, input_ids.size(0)):
+        with _feed_rows(model, self._batch_audio, self._batch_rows, input_ids.size(0)):
             return super()._get_per_token_logps_and_entropies(model, input_ids, *args, **kwargs)
 
 
@@ -129,19 +146,25 @@ def _refuse_audio_blind_paths(arguments: dict) -> None:
 
 
 @contextmanager
-def _feed_rows(model: torch.nn.Module, audio: dict[str, torch.Tensor], num_rows: int):
-    """Add each forward's slice of `audio` to its kwargs, in order, as upstream walks the rows in chunks."""
+def _feed_rows(model: torch.nn.Module, audio: dict[str, torch.Tensor], rows: list[int], num_rows: int):
+    """Add each forward's slice of `audio` to its kwargs, in order, as upstream walks the sequences in chunks:
+    sequence i owns `rows[i]` audio rows (one per clip, or one per window of a clip)."""
+    if len(rows) != num_rows:
+        raise ValueError(f"audio rows given for {len(rows)} sequences, {num_rows} sequences: audio and text misaligned")
     for key, value in audio.items():
-        if value.size(0) != num_rows:
-            raise ValueError(f"{key} has {value.size(0)} rows for {num_rows} sequences: audio and text misaligned")
+        if value.size(0) != sum(rows):
+            raise ValueError(
+                f"{key} has {value.size(0)} rows, the sequences own {sum(rows)}: audio and text misaligned"
+            )
+    starts = [0, *itertools.accumulate(rows)]
     cursor = 0
 
     def add_audio(module, args, kwargs):
         nonlocal cursor
-        rows = kwargs["input_ids"].size(0)
+        sequences = kwargs["input_ids"].size(0)
         for key, value in audio.items():
-            kwargs[key] = value[cursor : cursor + rows]
-        cursor += rows
+            kwargs[key] = value[starts[cursor] : starts[cursor + sequences]]
+        cursor += sequences
         return args, kwargs
 
     handle = model.register_forward_pre_hook(add_audio, with_kwargs=True)
