@@ -10,6 +10,7 @@ from datasets import Dataset
 from peft import LoraConfig
 from transformers import AutoProcessor
 from trl import GRPOConfig, GRPOTrainer
+from trl.trainer import grpo_trainer
 
 from r1_aqa.audio import SAMPLING_RATE, load_audio
 from r1_aqa.data import load_rows, to_grpo_row
@@ -17,7 +18,7 @@ from r1_aqa.families.qwen2_audio_savings import disable_fast_audio
 from r1_aqa.models import load_model
 from r1_aqa.processing import join_rows
 from r1_aqa.prompts import completion_text
-from r1_aqa.trainer import OVERRIDDEN_HOOKS, AudioGRPOTrainer
+from r1_aqa.trainer import OVERRIDDEN_HOOKS, PATCHED_FUNCTIONS, AudioGRPOTrainer
 
 
 def length_reward(completions, **kwargs):
@@ -127,6 +128,8 @@ def trainer_logps(trainer, output, ids, mask):
 
 
 def test_overridden_hooks_still_exist_upstream():
+    for name in PATCHED_FUNCTIONS:
+        assert hasattr(grpo_trainer, name), f"trl.trainer.grpo_trainer.{name} is gone: see AudioGRPOTrainer"
     for name in OVERRIDDEN_HOOKS:
         assert hasattr(GRPOTrainer, name), (
             f"TRL's GRPOTrainer no longer has {name}: AudioGRPOTrainer overrides it to feed audio. "

@@ -1,7 +1,7 @@
 """Checkpoints: loading a saved model back into a resumed run, and finding the last complete checkpoint-N.
 
 transformers 5 saves a model under the key names of its published checkpoints (`save_pretrained` reverts the
-renaming `from_pretrained` applies: Qwen2-Audio's `audio_tower.*` is `model.audio_tower.*` in memory), but
+renaming `from_pretrained` applies: a saved `audio_tower.*` may be `model.audio_tower.*` in memory), but
 `Trainer._load_from_checkpoint` loads the file with `load_state_dict(strict=False)` as it is: no key matches, a
 warning is logged and the run goes on with its initial weights. `CheckpointLoading` applies the model's renaming
 first and stops the run if any key is left over or missing. DeepSpeed and FSDP restore weights their own way and

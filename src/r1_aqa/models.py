@@ -29,7 +29,7 @@ class AudioModelConfig(ModelConfig):
     )
     train_frozen_modules: bool = field(
         default=False,
-        metadata={"help": "also train what audio-only training leaves frozen (the Omni thinkers' vision tower)"},
+        metadata={"help": "also train what audio-only training leaves frozen (a vision tower: Family.frozen_modules)"},
     )
 
 
@@ -61,7 +61,8 @@ def family_at(path: str, revision: str = "main", base_model_name_or_path: str | 
 def from_published(family: Family, source: str, **kwargs):
     """`family.model_class` from a folder or hub id, stopping on any weight the class expects and did not get (or
     got in another shape), and on any weight it does not take beyond those the family leaves out by design (the
-    Omni talker): a partial load would otherwise train from random weights with only a warning."""
+    speech talker of a whole-model folder): a partial load would otherwise train from random weights with only a
+    warning."""
     model, info = family.model_class.from_pretrained(source, output_loading_info=True, **kwargs)
     unexpected = [key for key in info["unexpected_keys"] if not key.startswith(family.ignored_prefixes)]
     problems = {

@@ -23,7 +23,8 @@ def question_text(question: str, choices: list[str], style: PromptStyle = "answe
 
 
 def messages(audio_path: str, question: str, choices: list[str], style: PromptStyle = "answer") -> list[dict]:
-    """A one-turn conversation: the clip, then the question. `audio_url` is the key Qwen2-Audio's template reads."""
+    """A one-turn conversation: the clip, then the question. `audio_url` is the key the paper's model's template
+    reads; a family whose template reads another gets it renamed (`processing.for_template`)."""
     return [
         {
             "role": "user",
@@ -37,7 +38,7 @@ def messages(audio_path: str, question: str, choices: list[str], style: PromptSt
 
 def drop_null_keys(conversation: list[dict]) -> list[dict]:
     """Undo Arrow's struct unification: a `datasets` row gives every content part every key, absent ones as None,
-    and Qwen2-Audio's template treats any part with an `audio_url` key, even None, as a clip."""
+    and a chat template may treat any part with an `audio_url` key, even None, as a clip."""
     return [
         {**message, "content": [{k: v for k, v in part.items() if v is not None} for part in message["content"]]}
         if isinstance(message["content"], list)

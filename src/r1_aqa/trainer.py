@@ -17,6 +17,7 @@ from contextlib import contextmanager
 
 import torch
 from trl import GRPOTrainer
+from trl.trainer import grpo_trainer
 
 from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.choice_order import ChoiceShuffle, answer_position, choice_metrics, position
@@ -33,6 +34,8 @@ OVERRIDDEN_HOOKS = (
     "_get_per_token_logps_and_entropies",
     *RESUME_HOOKS,
 )
+# An upstream function replaced while upstream's __init__ runs (`_reference_as`); the test checks it is still there.
+PATCHED_FUNCTIONS = ("create_model_from_path",)
 
 
 class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
@@ -53,7 +56,8 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
         if borrowed:
             model.config.image_token_id = placeholders[0]
         try:
-            super().__init__(model, *args, **kwargs)
+            with _reference_as(self.family.model_class):
+                super().__init__(model, *args, **kwargs)
         finally:
             if borrowed:
                 del model.config.image_token_id  # keep it out of the checkpoints' config.json
@@ -143,6 +147,23 @@ def _refuse_audio_blind_paths(arguments: dict) -> None:
                 f"{name}: TRL 1.16's tool-calling loop re-tokenizes each prompt with the tool replies but without "
                 "its audio clip, so the turns after a tool call would not hear the audio; not supported here"
             )
+
+
+@contextmanager
+def _reference_as(model_class: type):
+    """Upstream builds the KL reference with the class the folder's `architectures` names: for a published
+    whole-model folder a class transformers lacks, or one that also builds the speech talker. The policy's own class
+    (`Family.model_class`) builds it here."""
+    build = grpo_trainer.create_model_from_path
+
+    def create(model_id, architecture=None, **kwargs):
+        return build(model_id, architecture=model_class, **kwargs)
+
+    grpo_trainer.create_model_from_path = create
+    try:
+        yield
+    finally:
+        grpo_trainer.create_model_from_path = build
 
 
 @contextmanager

@@ -1,0 +1,237 @@
+"""What must hold for every model family (r1_aqa.families), on each family's tiny random model: one GRPO step trains
+all that should train and nothing else, the trainer's log-probs are a plain forward's, each completion hears its own
+prompt's clip (also when a clip is several feature rows), and a training checkpoint loads with plain transformers."""
+
+import copy
+import re
+from pathlib import Path
+
+import pytest
+import torch
+from conftest import training_row, write_clip, write_jsonl
+from datasets import Dataset
+from trl import GRPOConfig
+
+from r1_aqa import tiny
+from r1_aqa.data import load_rows, to_grpo_row
+from r1_aqa.families import FAMILIES, family_of, family_of_processor
+from r1_aqa.models import load_model, load_processor
+from r1_aqa.processing import encode_rows, join_rows
+from r1_aqa.prompts import completion_text
+from r1_aqa.trainer import AudioGRPOTrainer
+
+ROOT = Path(__file__).resolve().parents[1]
+NAMES = sorted(FAMILIES)
+
+
+@pytest.fixture(scope="session")
+def family_dirs(tmp_path_factory):
+    """One tiny model folder per family, built on first use, laid out like the family's published checkpoint."""
+    built = {}
+
+    def folder(name: str) -> str:
+        if name not in built:
+            built[name] = tiny.build(str(tmp_path_factory.mktemp(f"tiny-{name}")), name)
+        return built[name]
+
+    return folder
+
+
+def length_reward(completions, **kwargs):
+    """Varies within every group (a random model's real rewards are all 0, so nothing would learn)."""
+    return [float(len(completion_text(c))) for c in completions]
+
+
+def make_trainer(model_dir, rows, output_dir, **overrides):
+    settings = dict(output_dir=str(output_dir), use_cpu=True, bf16=False, gradient_checkpointing=False,
+                    per_device_train_batch_size=8, num_generations=4, max_completion_length=8, temperature=1.0,
+                    learning_rate=1e-3, max_steps=1, beta=0.04, loss_type="grpo", report_to="none",
+                    save_strategy="no", logging_steps=1, seed=0)  # fmt: skip
+    settings.update(overrides)
+    return AudioGRPOTrainer(
+        model=load_model(model_dir, "float32"),  # as training loads it: frozen modules, the family's savings
+        processing_class=load_processor(model_dir),
+        reward_funcs=[length_reward],
+        args=GRPOConfig(**settings),
+        train_dataset=Dataset.from_list(rows),
+    )
+
+
+def clip_rows(tmp_path, seconds, kinds=("tone", "noise")) -> list[dict]:
+    rows = []
+    for index, (duration, kind) in enumerate(zip(seconds, kinds, strict=True)):
+        write_clip(tmp_path / f"c{index}.wav", duration, kind, 400.0 + 200 * index, seed=index)
+        rows.append(training_row(index, f"c{index}.wav", answer=index))
+    return [to_grpo_row(row, "answer", True) for row in load_rows(write_jsonl(tmp_path / "rows.jsonl", rows))]
+
+
+def two_lengths(model_dir) -> tuple[float, float]:
+    """A short and a long clip; where the family cuts clips into windows, the long one spans two (5 s and 45 s)."""
+    family, processor = family_of(model_dir), load_processor(model_dir)
+    return (5.0, 45.0) if family.rows_of(processor, 45 * 16_000) > 1 else (1.0, 2.0)
+
+
+def rollout(trainer, rows_per_prompt):
+    """One generation batch as the trainer builds it (each prompt repeated num_generations times), its audio joined."""
+    inputs = [row for row in rows_per_prompt for _ in range(trainer.num_generations)]
+    torch.manual_seed(0)
+    output = trainer._generate_and_score_completions(inputs)
+    audio, rows = join_rows({key: output[key] for key in trainer.family.audio_keys})
+    ids = torch.cat([output["prompt_ids"], output["completion_ids"]], dim=1)
+    mask = torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1)
+    return inputs, output, ids, mask, audio, rows
+
+
+def trainer_logps(trainer, ids, mask, audio, rows, logits_to_keep):
+    trainer._batch_audio, trainer._batch_rows = audio, rows
+    try:
+        with torch.no_grad():
+            return trainer._get_per_token_logps_and_entropies(trainer.model, ids, mask, logits_to_keep, batch_size=3)[0]
+    finally:
+        trainer._batch_audio = trainer._batch_rows = None
+
+
+def stock(model):
+    """The model as transformers runs it: a copy without the family's savings."""
+    model = copy.deepcopy(model)
+    family = family_of(model)
+    if family.disable_savings is not None:
+        family.disable_savings(model)
+    return model
+
+
+def plain_logps(model, ids, mask, audio, logits_to_keep):
+    """Per-token log-probs of the completions from one ordinary forward pass."""
+    with torch.no_grad():
+        logits = model(input_ids=ids, attention_mask=mask, **audio).logits
+    logps = logits[:, -logits_to_keep - 1 : -1].float().log_softmax(-1)
+    return logps.gather(-1, ids[:, -logits_to_keep:, None]).squeeze(-1)
+
+
+def alone(processor, prompt) -> tuple[dict, torch.Tensor]:
+    """A prompt's audio tensors and input_ids, encoded on its own (nothing shared with a batch)."""
+    encoded, _ = encode_rows(processor, [prompt])
+    return {key: encoded[key] for key in family_of_processor(processor).audio_keys}, encoded["input_ids"][0]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_one_step_trains_every_trainable_parameter_and_no_frozen_one(name, family_dirs, tmp_path):
+    model_dir = family_dirs(name)
+    trainer = make_trainer(model_dir, clip_rows(tmp_path, (1.0, 1.0)), tmp_path / "out")
+    family = trainer.family
+    frozen = {n for module in family.frozen_modules for n, _ in trainer.model.get_submodule(module).named_parameters(
+        prefix=module)}  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    after = dict(trainer.model.named_parameters())
+    trainable = [n for n, p in after.items() if p.requires_grad]
+    assert trainable and not frozen & set(trainable), "a frozen module is trainable"
+    unchanged = [n for n in trainable if torch.equal(before[n], after[n].detach())]
+    assert not unchanged, f"{len(unchanged)} trainable parameters did not change: {unchanged[:5]}"
+    assert all(torch.equal(before[n], after[n].detach()) for n in frozen), "a frozen parameter changed"
+    in_optimizer = {id(p) for group in trainer.optimizer.param_groups for p in group["params"]}
+    assert not {id(after[n]) for n in frozen} & in_optimizer, "a frozen parameter is in the optimizer"
+    if family.frozen_modules:  # why: the vision tower is there, so the check above could have failed
+        assert frozen
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_logps_equal_a_plain_forward_and_depend_on_the_clip(name, family_dirs, tmp_path):
+    rows = clip_rows(tmp_path, (1.0, 1.0))  # equal lengths, so that the clips can be swapped
+    trainer = make_trainer(family_dirs(name), rows, tmp_path / "out")
+    _, output, ids, mask, audio, seq_rows = rollout(trainer, rows[:1])
+    keep = output["completion_ids"].size(1)
+    completion = output["completion_mask"].bool()
+    logps = trainer_logps(trainer, ids, mask, audio, seq_rows, keep)
+    reference = stock(trainer.model)
+    plain = plain_logps(reference, ids, mask, audio, keep)
+    assert torch.allclose(logps[completion], plain[completion], atol=1e-5)
+
+    other, _ = alone(trainer.processing_class, rows[1]["prompt"])
+    swapped = {key: torch.cat([value] * ids.size(0)) for key, value in other.items()}
+    moved = plain_logps(reference, ids, mask, swapped, keep)
+    assert (logps[completion] - moved[completion]).abs().max() > 1e-4, "the log-probs do not depend on the clip"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_each_completion_is_scored_with_its_own_prompts_clip(name, family_dirs, tmp_path):
+    model_dir = family_dirs(name)
+    rows = clip_rows(tmp_path, two_lengths(model_dir))  # 2 prompts x 4 generations: the 8 rows of one batch
+    trainer = make_trainer(model_dir, rows, tmp_path / "out")
+    inputs, output, ids, mask, audio, seq_rows = rollout(trainer, rows)
+    keep = output["completion_ids"].size(1)
+    logps = trainer_logps(trainer, ids, mask, audio, seq_rows, keep)
+    processor, reference = trainer.processing_class, stock(trainer.model)
+    own = [alone(processor, row["prompt"]) for row in rows]
+    starts = [0, *torch.tensor(seq_rows).cumsum(0).tolist()]
+    for row in range(len(inputs)):
+        clip_audio, clip_ids = own[row // trainer.num_generations]
+        for key, value in clip_audio.items():
+            assert torch.equal(audio[key][starts[row] : starts[row + 1]], value), f"row {row} carries another clip"
+        # One completion alone, with its clip encoded independently of the trainer.
+        single = plain_logps(reference, ids[row : row + 1], mask[row : row + 1], clip_audio, keep)[0]
+        valid = output["completion_mask"][row].bool()
+        assert torch.allclose(logps[row][valid], single[valid], atol=1e-5), row
+    windows = [own[index][0][trainer.family.audio_keys[0]].size(0) for index in range(2)]
+    assert len(set(map(len, [own[0][1], own[1][1]]))) == 2, "the two prompts must differ in length"
+
+    # Through upstream's shuffle and split into micro-batches, each sequence keeps its own clip's rows.
+    trainer.model.train()
+    torch.manual_seed(1)
+    batch = trainer._prepare_inputs(inputs)
+    for index in range(batch["prompt_ids"].size(0)):
+        prompt = batch["prompt_ids"][index][batch["prompt_mask"][index].bool()]
+        match = [i for i, (_, clip_ids) in enumerate(own) if torch.equal(clip_ids, prompt)]
+        assert len(match) == 1, "a sequence's prompt is neither prompt"
+        for key, value in own[match[0]][0].items():
+            assert torch.equal(batch[key][index].cpu(), value), f"sequence {index} lost its clip in the shuffle"
+    if max(windows) > 1:  # why: a family with windows must have been tested with a clip of several
+        assert sorted(windows) == [1, 2]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_training_checkpoint_loads_with_plain_transformers(name, family_dirs, tmp_path):
+    model_dir = family_dirs(name)
+    trainer = make_trainer(model_dir, clip_rows(tmp_path, (1.0, 1.0)), tmp_path / "out", save_strategy="steps",
+                           save_steps=1)  # fmt: skip
+    trainer.train()
+    checkpoint = tmp_path / "out" / "checkpoint-1"
+    family = trainer.family
+    plain, info = family.model_class.from_pretrained(str(checkpoint), output_loading_info=True)
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
+    trained = trainer.model.state_dict()
+    assert all(torch.equal(value, trained[key]) for key, value in plain.state_dict().items())
+    assert family_of(str(checkpoint)) is family
+    processor = load_processor(str(checkpoint))
+    assert type(processor) is type(trainer.processing_class)
+    reloaded = load_model(str(checkpoint), "float32")
+    assert type(reloaded) is family.model_class
+
+
+def test_families_are_found_by_model_type_and_processor():
+    for name, family in FAMILIES.items():
+        for model_type in family.model_types:
+            assert family_of(model_type) is family, (name, model_type)
+    with pytest.raises(ValueError, match="not a known audio-language model"):
+        family_of("llama")
+
+
+def family_words() -> set[str]:
+    """Every name by which code could single out a family: registry names, model types, class names."""
+    words = set()
+    for family in FAMILIES.values():
+        words |= {family.name, *family.model_types, family.model_class.__name__, family.processor_class.__name__}
+    return words | {"qwen", "omni", "flamingo", "af3", "whisper"}
+
+
+def test_no_module_outside_the_families_names_a_family():
+    """The trainer, evaluation, scripts and benchmarks read the registry; only r1_aqa/families/ knows a family.
+    Recipe file names in usage lines (configs/*.yaml) are paths, not branches, and are left out of the search."""
+    pattern = re.compile("|".join(re.escape(word) for word in sorted(family_words(), key=len, reverse=True)), re.I)
+    found = []
+    for path in sorted((ROOT / "src" / "r1_aqa").glob("*.py")):
+        for number, line in enumerate(path.read_text().splitlines(), 1):
+            line = re.sub(r"configs/\S+\.yaml", "", line)
+            if pattern.search(line):
+                found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
+    assert not found, "a module outside r1_aqa/families names a family:\n" + "\n".join(found)
