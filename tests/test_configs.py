@@ -102,6 +102,9 @@ ON_CPU = ["--bf16", "false", "--use_cpu", "true"]
         ("audio_contribution_split.yaml", (PassRateArguments,), []),
         ("weak_to_strong_sft_qwen2_audio_7b.yaml", (SFTDataArguments, SFTConfig, AudioModelConfig), ON_CPU),
         ("weak_to_strong_grpo_qwen2_audio_7b.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
+        ("r1_aqa_qwen2_5_omni_7b.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
+        ("r1_aqa_qwen3_omni_30b_a3b.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
+        ("r1_aqa_audio_flamingo3.yaml", (DataArguments, GRPOConfig, AudioModelConfig), ON_CPU),
     ],
 )
 def test_every_recipe_parses(recipe, groups, overrides):
@@ -127,3 +130,20 @@ def test_weak_to_strong_stages_chain_and_the_split_samples_as_grpo_does():
     assert {k: v for k, v in grpo_stage.items() if k not in chained} == {
         k: v for k, v in paper.items() if k not in chained
     }
+
+
+@pytest.mark.parametrize(
+    ("recipe", "model", "departures"),
+    [
+        ("r1_aqa_qwen2_5_omni_7b.yaml", "Qwen/Qwen2.5-Omni-7B", {"train_frozen_modules": False}),
+        ("r1_aqa_qwen3_omni_30b_a3b.yaml", "Qwen/Qwen3-Omni-30B-A3B-Instruct", {"train_frozen_modules": False}),
+        ("r1_aqa_audio_flamingo3.yaml", "nvidia/audio-flamingo-3-hf", {}),
+    ],
+)
+def test_family_recipes_are_the_paper_recipe_on_another_model(recipe, model, departures):
+    paper = yaml.safe_load((CONFIGS / "r1_aqa_qwen2_audio_7b.yaml").read_text())
+    other = yaml.safe_load((CONFIGS / recipe).read_text())
+    assert other["model_name_or_path"] == model
+    kept = {key: value for key, value in other.items() if key not in {"model_name_or_path", "output_dir", *departures}}
+    assert kept == {key: value for key, value in paper.items() if key not in {"model_name_or_path", "output_dir"}}
+    assert {key: other[key] for key in departures} == departures
