@@ -30,10 +30,13 @@ quality: env
 	$(BIN)/ruff format --check src tests
 
 # The whole pipeline on a tiny model, on CPU: synthetic audio questions -> SFT -> GRPO -> MMAU-style scoring.
+# FAMILY: any model family (python -m r1_aqa.tiny --help lists them); CHUNK_LENGTH: seconds its tiny encoder hears.
+FAMILY ?= qwen2_audio
+CHUNK_LENGTH ?= 4
 demo: env
 	rm -rf $(DEMO)
 	$(BIN)/python -m r1_aqa.synthetic $(DEMO)/data
-	$(BIN)/python -m r1_aqa.tiny $(DEMO)/tiny-qwen2-audio --hidden-size 128 --chunk-length 4
+	$(BIN)/python -m r1_aqa.tiny $(DEMO)/tiny --family $(FAMILY) --hidden-size 128 --chunk-length $(CHUNK_LENGTH)
 	$(BIN)/python -m r1_aqa.sft --config configs/demo_sft.yaml
 	PYTHON=$(BIN)/python NUM_GPUS=1 MIXED_PRECISION=no ACCELERATE_CONFIG=configs/accelerate/cpu.yaml \
 		CONFIG=configs/demo_grpo.yaml bash run_grpo.sh

@@ -24,40 +24,66 @@ TEXT_7B = {"intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_h
            "vocab_size": 156032, "max_position_embeddings": 8192}  # fmt: skip
 
 
-def build_model(name: str, folder: Path) -> str:
+def check_size(name: str, family: str | None) -> str:
+    """The family (default: the paper's model's); sizes other than tiny exist for that one only."""
+    from r1_aqa.families import DEFAULT_FAMILY
+
+    family = family or DEFAULT_FAMILY
+    if name != "tiny" and family != DEFAULT_FAMILY:
+        raise SystemExit(f"--model {name} exists for {DEFAULT_FAMILY} only; other families: --model tiny")
+    return family
+
+
+def build_model(name: str, folder: Path, family: str | None = None) -> str:
+    """A model of size `name` in `folder`; sizes other than tiny are the paper's model's (Qwen2-Audio) only."""
     from r1_aqa import tiny
 
+    family = check_size(name, family)
     if not (folder / "config.json").is_file():
-        tiny.build(str(folder), **MODELS[name])
+        tiny.build(str(folder), family, **MODELS[name])
     return str(folder)
 
 
-def load(name: str, work: Path, fast_audio_encoder: bool):
-    """(model on the device, processor, device). tiny and mid go through a saved folder, as training loads them."""
-    from transformers import Qwen2AudioForConditionalGeneration
+def set_savings(model, on: bool) -> None:
+    """The model family's exact savings on or off, model-side (encoder) and processor-side (padding) alike."""
+    import dataclasses
 
-    from r1_aqa import tiny
-    from r1_aqa.families.qwen2_audio_savings import enable_fast_audio
+    from r1_aqa.families import FAMILIES, family_of, no_call_kwargs
+
+    family = family_of(model)
+    kept = SAVED_CALL_KWARGS.setdefault(family.name, family.call_kwargs)
+    FAMILIES[family.name] = dataclasses.replace(FAMILIES[family.name], call_kwargs=kept if on else no_call_kwargs)
+    if family.enable_savings is not None:
+        (family.enable_savings if on else family.disable_savings)(model)
+
+
+SAVED_CALL_KWARGS = {}
+
+
+def load(name: str, work: Path, fast_audio_encoder: bool, family: str | None = None):
+    """(model on the device, processor, device). tiny and mid go through a saved folder, as training loads them."""
+    from r1_aqa.families import qwen2_audio
     from r1_aqa.models import load_model, load_processor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
     dtype = torch.bfloat16 if device == "cuda" else torch.float32
     if name != "7b":
-        folder = build_model(name, work / name)
-        model = load_model(folder, str(dtype).removeprefix("torch."), fast_audio_encoder=fast_audio_encoder)
+        folder = build_model(name, work / name, family)
+        model = load_model(folder, str(dtype).removeprefix("torch."), fast_audio_encoder=False)
+        set_savings(model, fast_audio_encoder)
         return model.to(device), load_processor(folder), device
-    processor = tiny.build_processor()
-    config = tiny.build_config(processor, MODELS[name]["hidden_size"], 1280, 32, TEXT_7B)
+    check_size(name, family)
+    processor = qwen2_audio.build_processor()
+    config = qwen2_audio.build_config(processor, MODELS[name]["hidden_size"], 1280, 32, TEXT_7B)
     torch.manual_seed(0)
     default = torch.get_default_dtype()
     torch.set_default_dtype(dtype)
     try:
         with torch.device(device):
-            model = Qwen2AudioForConditionalGeneration(config)
+            model = qwen2_audio.FAMILY.model_class(config)
     finally:
         torch.set_default_dtype(default)
-    if fast_audio_encoder:
-        enable_fast_audio(model)
+    set_savings(model, fast_audio_encoder)
     return model, processor, device
 
 

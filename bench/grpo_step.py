@@ -30,14 +30,18 @@ def child(args) -> None:
 
     from r1_aqa import processing
     from r1_aqa import trainer as trainer_module
+    from r1_aqa.families import family_of_processor
     from r1_aqa.runs import DataArguments, build_dataset
     from r1_aqa.trainer import AudioGRPOTrainer
 
     original = args.mode == "original"
     if original:  # one feature extraction per completion, as the original code and stock TRL do
-        trainer_module.encode = lambda processor, prompts, **kwargs: processing.encode(
-            processor, prompts, processing.load_clips(prompts), **kwargs
-        )
+
+        def one_per_completion(processor, prompts, **kwargs):
+            clips = processing.load_clips(prompts, family_of_processor(processor).max_seconds)
+            return processing.encode_rows(processor, prompts, clips, **kwargs)
+
+        trainer_module.encode_rows = one_per_completion
     timings = dict.fromkeys(STAGES, 0.0)
     counting = {"on": False}
 
@@ -82,7 +86,7 @@ def child(args) -> None:
         generation_kwargs={"min_new_tokens": args.new_tokens}, temperature=1.0, top_k=50, learning_rate=1e-6,
         max_steps=args.warmup_steps + args.steps, save_strategy="no", report_to="none", logging_steps=1, seed=0,
     )  # fmt: skip
-    model, processor, _ = common.load(args.model, Path(args.work), fast_audio_encoder=not original)
+    model, processor, _ = common.load(args.model, Path(args.work), fast_audio_encoder=not original, family=args.family)
     clock = StepClock()
     peft_config = None
     if args.lora:
@@ -117,6 +121,7 @@ def child(args) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(common.MODELS), default="tiny")
+    parser.add_argument("--family", help="model family (default: the paper's model's; others: --model tiny)")
     parser.add_argument("--steps", type=int, default=3, help="measured optimizer steps")
     parser.add_argument("--warmup-steps", type=int, default=1)
     parser.add_argument("--clip-seconds", type=float, default=10.0)
@@ -132,7 +137,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as work:
         work = Path(work)
         if args.model != "7b":
-            common.build_model(args.model, work / args.model)  # once, for both runs
+            common.build_model(args.model, work / args.model, args.family)  # once, for both runs
         prompts = 2 * (args.warmup_steps + args.steps)  # 2 prompts per optimizer step
         clips = common.write_clips(work / "clips", [args.clip_seconds] * prompts)
         from conftest import training_row, write_jsonl
@@ -144,6 +149,7 @@ def main() -> None:
                        str(data_file), "--work", str(work), "--steps", str(args.steps), "--warmup-steps",
                        str(args.warmup_steps), "--new-tokens", str(args.new_tokens)]  # fmt: skip
             command += ["--lora"] if args.lora else []
+            command += ["--family", args.family] if args.family else []
             run = subprocess.run(command, capture_output=True, text=True)
             if run.returncode:
                 sys.exit(f"{mode} run failed:\n{run.stderr[-3000:]}")
@@ -151,8 +157,9 @@ def main() -> None:
 
     original, ours = results["original"], results["this project"]
     kind = "GRPO step (LoRA)" if args.lora else "GRPO step"
-    title = (f"{kind}, model '{args.model}', {args.clip_seconds:g}-s clips, 16 completions x {args.new_tokens} "
-             f"new tokens per step, {args.steps} measured steps, {ours['device']}")  # fmt: skip
+    title = (f"{kind}, {args.family or 'default family'} model '{args.model}', {args.clip_seconds:g}-s clips, "
+             f"16 completions x {args.new_tokens} new tokens per step, {args.steps} measured steps, "
+             f"{ours['device']}")  # fmt: skip
     rows = [[stage, f"{original['stages'][stage]:.2f}", f"{ours['stages'][stage]:.2f}",
              f"{original['stages'][stage] / max(ours['stages'][stage], 1e-9):.2f}x"] for stage in STAGES]  # fmt: skip
     rows.append(["whole step", f"{original['seconds_per_step']:.2f}", f"{ours['seconds_per_step']:.2f}",

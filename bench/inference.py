@@ -17,7 +17,7 @@ from pathlib import Path
 import common
 import torch
 
-from r1_aqa.families.qwen2_audio_savings import disable_fast_audio, enable_fast_audio
+from r1_aqa.families import family_of
 from r1_aqa.processing import encode
 from r1_aqa.prompts import messages
 
@@ -27,7 +27,7 @@ def throughput(model, processor, conversations, batch_size: int, new_tokens: int
     with torch.no_grad():
         for first in range(0, len(conversations), batch_size):
             inputs = encode(processor, conversations[first : first + batch_size]).to(model.device)
-            inputs["input_features"] = inputs["input_features"].to(model.dtype)
+            inputs["input_features"] = inputs["input_features"].to(model.dtype)  # every family's features key
             model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
                            pad_token_id=processor.tokenizer.pad_token_id)  # fmt: skip
     return len(conversations) / (time.perf_counter() - start)
@@ -36,6 +36,7 @@ def throughput(model, processor, conversations, batch_size: int, new_tokens: int
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", choices=sorted(common.MODELS), default="tiny")
+    parser.add_argument("--family", help="model family (default: the paper's model's; others: --model tiny)")
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[1, 4, 8, 16])
     parser.add_argument("--clips", type=int, default=16)
     parser.add_argument("--clip-seconds", type=float, nargs="+", default=[10.0], help="lengths, cycled over clips")
@@ -50,21 +51,22 @@ def main() -> None:
             lengths.sort()
         clips = common.write_clips(work / "clips", lengths)
         conversations = [messages(str(p), "What is the sound?", ["dog", "car", "rain", "bell"]) for p in clips]
-        model, processor, _ = common.load(args.model, work, fast_audio_encoder=False)
+        model, processor, _ = common.load(args.model, work, fast_audio_encoder=False, family=args.family)
         model.eval()
         processor.tokenizer.padding_side = "left"  # the text only (see r1_aqa.models.load_processor)
         throughput(model, processor, conversations[:2], 2, 2)  # warm-up
         rows = []
         for batch_size in args.batch_sizes:
-            disable_fast_audio(model)
+            common.set_savings(model, False)
             stock = throughput(model, processor, conversations, batch_size, args.new_tokens)
-            enable_fast_audio(model)
+            common.set_savings(model, True)
             fast = throughput(model, processor, conversations, batch_size, args.new_tokens)
             rows.append([batch_size, f"{stock:.2f}", f"{fast:.2f}", f"{fast / stock:.2f}x"])
     order = "file order" if args.unsorted else "batched by length"
     seconds = "/".join(f"{s:g}" for s in args.clip_seconds)
-    title = (f"Inference, model '{args.model}', {order}, {args.clips} clips of {seconds} s, {args.new_tokens} new "
-             f"tokens each, greedy, {common.device_name()}")  # fmt: skip
+    family = family_of(model).name
+    title = (f"Inference, {family} model '{args.model}', {order}, {args.clips} clips of {seconds} s, "
+             f"{args.new_tokens} new tokens each, greedy, {common.device_name()}")  # fmt: skip
     common.print_table(title, ["batch size", "clips/s stock", "clips/s fast", "ratio"], rows)
 
 
