@@ -3,13 +3,19 @@ all that should train and nothing else, the trainer's log-probs are a plain forw
 prompt's clip (also when a clip is several feature rows), and a training checkpoint loads with plain transformers."""
 
 import copy
+import json
+import os
 import re
+import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import torch
 from conftest import training_row, write_clip, write_jsonl
 from datasets import Dataset
+from test_evaluate import prepare_six
 from trl import GRPOConfig
 
 from r1_aqa import tiny
@@ -235,3 +241,50 @@ def test_no_module_outside_the_families_names_a_family():
             if pattern.search(line):
                 found.append(f"{path.relative_to(ROOT)}:{number}: {line.strip()}")
     assert not found, "a module outside r1_aqa/families names a family:\n" + "\n".join(found)
+
+
+def launch(env_overrides: dict, *args: str) -> subprocess.CompletedProcess:
+    env = {**os.environ, "PYTHON": sys.executable, "CONFIG": "configs/tiny_grpo.yaml", "MIXED_PRECISION": "no",
+           "NUM_GPUS": "2", "MASTER_PORT": "29533", "WANDB_MODE": "offline", **env_overrides}  # fmt: skip
+    result = subprocess.run(["bash", str(ROOT / "run_grpo.sh"), *args], env=env, cwd=ROOT, capture_output=True,
+                            text=True, timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-6000:]
+    return result
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", [name for name in NAMES if FAMILIES[name].frozen_modules])
+def test_run_grpo_trains_two_processes_under_zero3_checkpoints_and_resumes(name, family_dirs, train_file, tmp_path):
+    """The launcher's real path (accelerate + DeepSpeed ZeRO-3, 2 CPU processes) on a family with a frozen module:
+    ZeRO sees no trainable parameter without a gradient."""
+    out = tmp_path / "run"
+    env = {"MODEL_NAME_OR_PATH": family_dirs(name), "DATA_FILE": str(train_file), "OUTPUT_DIR": str(out),
+           "ACCELERATE_CONFIG": "configs/accelerate/zero3.yaml"}  # fmt: skip
+    launch(env, "--save_steps", "2")
+    checkpoint = out / "checkpoint-2"
+    assert (checkpoint / "resolved_config.yaml").is_file()
+    assert any(checkpoint.glob("global_step2/*optim_states.pt")), "no optimizer state: the run could not resume"
+    result = launch({**env, "RESUME": "1"}, "--max_steps", "3", "--save_steps", "1")
+    assert f"resuming from {checkpoint}" in result.stderr
+    state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
+    assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]
+    plain = FAMILIES[name].model_class.from_pretrained(str(out / "checkpoint-3"))
+    assert type(plain) is FAMILIES[name].model_class
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", NAMES)
+def test_test_mmau_scores_a_checkpoint_of_every_family(name, family_dirs, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(family_dirs(name), run / "checkpoint-5")
+    mmau = prepare_six(tmp_path)
+    env = {**os.environ, "PYTHON": sys.executable, "CONFIG": str(ROOT / "configs" / "tiny_mmau_eval.yaml"),
+           "RUN_DIR": str(run), "MMAU_DIR": str(mmau.parent)}  # fmt: skip
+    result = subprocess.run(["bash", str(ROOT / "test_mmau.sh")], env=env, capture_output=True, text=True,
+                            timeout=900)  # fmt: skip
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-4000:]
+    predictions = json.loads((run / "mmau" / "checkpoint-5" / "predictions.json").read_text())
+    assert len(predictions) == 6 and all(isinstance(p["model_output"], str) for p in predictions)
+    assert (run / "mmau" / "checkpoint-5" / "metrics.json").is_file()
+    rows = (run / "mmau_summary.csv").read_text().splitlines()
+    assert [row.split(",")[:2] for row in rows[1:]] == [["checkpoint-5", "5"]]
