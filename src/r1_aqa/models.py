@@ -108,15 +108,16 @@ def load_model(
     return model
 
 
-def enable_savings(model) -> None:
-    """The family's exact encoder savings on `model` (through PEFT and other wrappers), if it has any."""
-    family = family_of(model)  # a PEFT wrapper forwards `config` to its model
+def enable_savings(model, family: Family | None = None) -> None:
+    """The family's exact encoder savings on `model`, if it has any. A wrapper whose `config` is not the model's
+    (a DeepSpeed engine) needs `family` given; PEFT forwards `config` to its model."""
+    family = family or family_of(model)
     if family.enable_savings is not None:
         family.enable_savings(model)
 
 
-def savings_enabled(model) -> bool:
-    family = family_of(model)  # a PEFT wrapper forwards `config` to its model
+def savings_enabled(model, family: Family | None = None) -> bool:
+    family = family or family_of(model)
     return family.savings_enabled is not None and family.savings_enabled(model)
 
 

@@ -72,8 +72,8 @@ class AudioGRPOTrainer(CheckpointLoading, ExactResume, GRPOTrainer):
         columns = getattr(self.train_dataset, "column_names", None) or []
         self._choice_positions = max(map(len, self.train_dataset["choices"])) if "choices" in columns else 0
         # Upstream builds the reference model afresh from the checkpoint: give it the policy's audio encoder path.
-        if self.ref_model is not None and savings_enabled(self.model):
-            enable_savings(self.ref_model)
+        if self.ref_model is not None and savings_enabled(self.model, self.family):
+            enable_savings(self.ref_model, self.family)  # under DeepSpeed, an engine around the model
 
     def _tokenize_prompts(self, prompts: list):
         # Upstream collects images only: load each clip and let the processor expand its placeholder. (Upstream's
