@@ -16,7 +16,7 @@ import torch
 from conftest import training_row, write_clip, write_jsonl
 from datasets import Dataset
 from test_evaluate import prepare_six
-from trl import GRPOConfig
+from trl import GRPOConfig, SFTConfig, SFTTrainer
 
 from r1_aqa import tiny
 from r1_aqa.data import load_rows, to_grpo_row
@@ -24,6 +24,7 @@ from r1_aqa.families import FAMILIES, family_of, family_of_processor
 from r1_aqa.models import load_model, load_processor
 from r1_aqa.processing import encode_rows, join_rows
 from r1_aqa.prompts import completion_text
+from r1_aqa.sft import IGNORE, AudioSFTCollator
 from r1_aqa.trainer import AudioGRPOTrainer
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -114,6 +115,24 @@ def plain_logps(model, ids, mask, audio, logits_to_keep):
     return logps.gather(-1, ids[:, -logits_to_keep:, None]).squeeze(-1)
 
 
+def same_clip(fed: dict, own: dict) -> bool:
+    """Whether the audio fed for a sequence is its own clip's: equal masks and equal features on every valid frame.
+    A family that pads to the batch's longest clip pads a clip encoded alone less, so only valid frames compare."""
+    (mask_key,) = [key for key, value in own.items() if not value.is_floating_point()]
+    mask, fed_mask = own[mask_key], fed[mask_key]
+    frames = mask.size(-1)
+    if fed_mask.shape[:-1] != mask.shape[:-1] or fed_mask.size(-1) < frames:
+        return False
+    if not torch.equal(fed_mask[..., :frames], mask) or fed_mask[..., frames:].any():
+        return False
+    valid = mask.bool().unsqueeze(1)  # (rows, 1, frames) against features (rows, mel bins, frames)
+    return all(
+        torch.equal(fed[key][..., :frames].masked_select(valid), value.masked_select(valid))
+        for key, value in own.items()
+        if key != mask_key
+    )
+
+
 def alone(processor, prompt) -> tuple[dict, torch.Tensor]:
     """A prompt's audio tensors and input_ids, encoded on its own (nothing shared with a batch)."""
     encoded, _ = encode_rows(processor, [prompt])
@@ -172,8 +191,8 @@ def test_each_completion_is_scored_with_its_own_prompts_clip(name, family_dirs, 
     starts = [0, *torch.tensor(seq_rows).cumsum(0).tolist()]
     for row in range(len(inputs)):
         clip_audio, clip_ids = own[row // trainer.num_generations]
-        for key, value in clip_audio.items():
-            assert torch.equal(audio[key][starts[row] : starts[row + 1]], value), f"row {row} carries another clip"
+        fed = {key: value[starts[row] : starts[row + 1]] for key, value in audio.items()}
+        assert same_clip(fed, clip_audio), f"row {row} carries another clip"
         # One completion alone, with its clip encoded independently of the trainer.
         single = plain_logps(reference, ids[row : row + 1], mask[row : row + 1], clip_audio, keep)[0]
         valid = output["completion_mask"][row].bool()
@@ -189,8 +208,9 @@ def test_each_completion_is_scored_with_its_own_prompts_clip(name, family_dirs, 
         prompt = batch["prompt_ids"][index][batch["prompt_mask"][index].bool()]
         match = [i for i, (_, clip_ids) in enumerate(own) if torch.equal(clip_ids, prompt)]
         assert len(match) == 1, "a sequence's prompt is neither prompt"
-        for key, value in own[match[0]][0].items():
-            assert torch.equal(batch[key][index].cpu(), value), f"sequence {index} lost its clip in the shuffle"
+        fed = {key: batch[key][index].cpu() for key in trainer.family.audio_keys}
+        assert same_clip(fed, own[match[0]][0]), f"sequence {index} lost its clip in the shuffle"
+        assert not same_clip(fed, own[1 - match[0]][0])  # why: the check tells the two clips apart
     if max(windows) > 1:  # why: a family with windows must have been tested with a clip of several
         assert sorted(windows) == [1, 2]
 
@@ -288,3 +308,23 @@ def test_test_mmau_scores_a_checkpoint_of_every_family(name, family_dirs, tmp_pa
     assert (run / "mmau" / "checkpoint-5" / "metrics.json").is_file()
     rows = (run / "mmau_summary.csv").read_text().splitlines()
     assert [row.split(",")[:2] for row in rows[1:]] == [["checkpoint-5", "5"]]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_sft_labels_the_answer_alone_and_a_step_trains_every_trainable_parameter(name, family_dirs, tmp_path):
+    model_dir = family_dirs(name)
+    processor, rows = load_processor(model_dir), clip_rows(tmp_path, (1.0, 2.0))
+    batch = AudioSFTCollator(processor)(rows)
+    for index, row in enumerate(rows):
+        labelled = processor.tokenizer.decode(batch["labels"][index][batch["labels"][index] != IGNORE])
+        assert labelled.startswith(f"<answer>{row['solution']}</answer>"), labelled
+    args = SFTConfig(output_dir=str(tmp_path / "sft"), use_cpu=True, bf16=False, gradient_checkpointing=False,
+                     max_steps=2, per_device_train_batch_size=2, learning_rate=1e-3, report_to="none",
+                     save_strategy="no", remove_unused_columns=False, dataset_kwargs={"skip_prepare_dataset": True},
+                     logging_steps=1)  # fmt: skip
+    trainer = SFTTrainer(model=load_model(model_dir, "float32"), processing_class=processor, args=args,
+                         train_dataset=Dataset.from_list(rows), data_collator=AudioSFTCollator(processor))  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    unchanged = [n for n, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(before[n], p)]
+    assert before and not unchanged, unchanged[:5]
