@@ -51,13 +51,13 @@ def set_savings(model, on: bool) -> None:
     from r1_aqa.families import FAMILIES, family_of, no_call_kwargs
 
     family = family_of(model)
-    kept = SAVED_CALL_KWARGS.setdefault(family.name, family.call_kwargs)
-    FAMILIES[family.name] = dataclasses.replace(FAMILIES[family.name], call_kwargs=kept if on else no_call_kwargs)
+    kept = SAVED_KWARGS.setdefault(family.name, family.saving_kwargs)
+    FAMILIES[family.name] = dataclasses.replace(FAMILIES[family.name], saving_kwargs=kept if on else no_call_kwargs)
     if family.enable_savings is not None:
         (family.enable_savings if on else family.disable_savings)(model)
 
 
-SAVED_CALL_KWARGS = {}
+SAVED_KWARGS = {}  # each family's processor-side saving, as registered
 
 
 def load(name: str, work: Path, fast_audio_encoder: bool, family: str | None = None):

@@ -55,7 +55,7 @@ def encode(processor, clips: list[np.ndarray], saving: bool = True, texts: list[
     without them, the stock processor's 300-s padding."""
     conversations = [conversation(text) for text in texts or [QUESTION] * len(clips)]
     rendered = processor.apply_chat_template(conversations, tokenize=False, add_generation_prompt=True)
-    keywords = FAMILY.call_kwargs(processor, clips) if saving else {}
+    keywords = FAMILY.processor_kwargs(processor, clips) if saving else {}
     return processor(text=rendered, audio=clips, sampling_rate=RATE, padding=True, return_tensors="pt", **keywords)
 
 

@@ -82,7 +82,7 @@ def encode_rows(
         sampling_rate=SAMPLING_RATE,
         padding=True,
         return_tensors="pt",
-        **family.call_kwargs(processor, clips),
+        **family.processor_kwargs(processor, clips),
     )
     for key in family.audio_keys:
         if encoded[key].size(0) != sum(rows):

@@ -45,8 +45,11 @@ class Family:
     frozen_modules: submodules (dotted names in `model_class`) that audio-only training keeps frozen by default.
     ignored_prefixes: keys of a published folder that `model_class` does not load, by design (the Omni talker).
     audio_part_key: the key of an audio content part that the family's chat template reads.
-    call_kwargs: `(processor, clips) -> dict`, extra processor keywords for a batch of clips (an exact saving, such
-        as padding the features to the batch's longest clip instead of the extractor's maximum).
+    call_kwargs: `(processor, clips) -> dict`, processor keywords a batch of clips needs (e.g. to undo a processor
+        default that would change the features).
+    saving_kwargs: the same, for keywords that are only an exact saving (e.g. padding the features to the batch's
+        longest clip instead of the extractor's maximum); merged over `call_kwargs`, and what a benchmark turns off
+        to measure the stock processor.
     enable_savings / disable_savings / savings_enabled: exact encoder savings switched on the model, if any.
     """
 
@@ -64,10 +67,18 @@ class Family:
     ignored_prefixes: tuple[str, ...] = ()
     audio_part_key: str = "audio_url"
     call_kwargs: Callable[[object, list[np.ndarray]], dict] = no_call_kwargs
+    saving_kwargs: Callable[[object, list[np.ndarray]], dict] = no_call_kwargs
     enable_savings: Callable | None = None
     disable_savings: Callable | None = None
     savings_enabled: Callable | None = None
     notes: dict = field(default_factory=dict)
+
+    def processor_kwargs(self, processor, clips: list[np.ndarray]) -> dict:
+        """`call_kwargs` with `saving_kwargs` over it (a keyword group such as `audio_kwargs` merged, not replaced)."""
+        merged = dict(self.call_kwargs(processor, clips))
+        for key, value in self.saving_kwargs(processor, clips).items():
+            merged[key] = {**merged[key], **value} if isinstance(value, dict) and key in merged else value
+        return merged
 
     def placeholder_ids(self, tokenizer) -> list[int]:
         ids = [tokenizer.convert_tokens_to_ids(token) for token in self.placeholder_tokens]

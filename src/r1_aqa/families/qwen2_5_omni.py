@@ -19,7 +19,7 @@ What departs from Qwen2-Audio:
 - Audio: `input_features` (B, 128, frames) and `feature_attention_mask` (B, frames), one row per sequence, right-
   padded; each <|AUDIO|> expands to ((L-1)//2+1-2)//2+1 tokens for L = ceil(samples/160) valid frames. The encoder
   reads the valid frames only and windows them itself (200 frames each), so a clip is one row at any length.
-- Exact saving (`call_kwargs`): the stock processor pads every clip to 300 s (4,800,000 samples, 15.4 MB of float32
+- Exact saving (`saving_kwargs`): the stock processor pads every clip to 300 s (4,800,000 samples, 15.4 MB of float32
   features a row); the features are padded to the batch's longest clip plus half an STFT window instead, so every
   valid frame sees the same zeros past the clip as with 300-s padding (equal bit for bit: tests).
 - Placeholders <|AUDIO|>, <|IMAGE|>, <|VIDEO|> are never sampled; the vision tower (`model.visual`) and the audio
@@ -143,7 +143,7 @@ def padded_length(processor, clips: list[np.ndarray]) -> int:
     return min(extractor.n_samples, frames * hop)
 
 
-def call_kwargs(processor, clips: list[np.ndarray]) -> dict:
+def saving_kwargs(processor, clips: list[np.ndarray]) -> dict:
     # The processor hard-codes padding="max_length"; its max_length reaches the feature extractor only this way
     # (a bare `max_length` would also truncate the text).
     return {"audio_kwargs": {"max_length": padded_length(processor, clips)}}
@@ -288,6 +288,6 @@ FAMILY = register(
         # trainable parameter that never gets a gradient also stops DDP).
         frozen_modules=("model.visual", "model.audio_tower.audio_bos_eos_token"),
         ignored_prefixes=("talker.", "token2wav."),
-        call_kwargs=call_kwargs,
+        saving_kwargs=saving_kwargs,
     )
 )
