@@ -138,8 +138,8 @@ def load_processor(
     """The family's processor, with `padding_side` set on the tokenizer alone. Passing `padding_side` to
     `from_pretrained` would also left-pad the audio frames, which the encoders read as starting at frame 0: silently
     wrong audio. The family's own class loads it (`AutoProcessor` fails, or gives a bare tokenizer, for a processor
-    whose stock class needs a package not installed here, torchvision). A LoRA checkpoint saved without the processor files (the trainer normally
-    saves them) gets its base's."""
+    whose stock class needs a package not installed here, torchvision). A LoRA checkpoint saved without the
+    processor files (the trainer normally saves them) gets its base's."""
     family = family_at(path, revision, base_model_name_or_path)
     base = adapter_base(path, base_model_name_or_path)
     folder = Path(path)
