@@ -16,8 +16,12 @@ BENCH = Path(__file__).resolve().parents[1] / "bench"
         ["grpo_step.py", "--model", "tiny", "--steps", "1", "--new-tokens", "4", "--clip-seconds", "2"],
         ["inference.py", "--model", "tiny", "--batch-sizes", "2", "--clips", "4", "--new-tokens", "4"],
         ["data_check.py", "--rows", "200", "--repeats", "1"],
+        # why: a family whose clips are several rows, with its own encoder saving
+        ["inference.py", "--family", "audio_flamingo3", "--batch-sizes", "2", "--clips", "4", "--new-tokens", "4"],
+        # why: a family whose saving is processor-side only
+        ["grpo_step.py", "--family", "qwen2_5_omni", "--steps", "1", "--new-tokens", "4", "--clip-seconds", "2"],
     ],
-    ids=["grpo_step", "inference", "data_check"],
+    ids=["grpo_step", "inference", "data_check", "inference_windows", "grpo_step_processor_saving"],
 )
 def test_benchmark_prints_its_table(command):
     result = subprocess.run([sys.executable, str(BENCH / command[0]), *command[1:]], capture_output=True, text=True,
