@@ -233,6 +233,15 @@ def test_a_training_checkpoint_loads_with_plain_transformers(name, family_dirs, 
     reloaded = load_model(str(checkpoint), "float32")
     assert type(reloaded) is family.model_class
 
+    # Resuming without DeepSpeed restores the checkpoint's weights (a mixture of experts saves its fused experts one
+    # tensor per expert: renaming alone would not fit them).
+    resumed = make_trainer(model_dir, clip_rows(tmp_path, (1.0, 1.0)), tmp_path / "again")
+    initial = {key: value.clone() for key, value in resumed.model.state_dict().items()}
+    resumed._load_from_checkpoint(str(checkpoint))
+    restored = resumed.model.state_dict()
+    assert all(torch.equal(restored[key], value) for key, value in trained.items())
+    assert any(not torch.equal(initial[key], value) for key, value in trained.items())  # why: the step moved them
+
 
 def test_families_are_found_by_model_type_and_processor():
     for name, family in FAMILIES.items():

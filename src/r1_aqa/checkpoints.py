@@ -4,8 +4,9 @@ transformers 5 saves a model under the key names of its published checkpoints (`
 renaming `from_pretrained` applies: a saved `audio_tower.*` may be `model.audio_tower.*` in memory), but
 `Trainer._load_from_checkpoint` loads the file with `load_state_dict(strict=False)` as it is: no key matches, a
 warning is logged and the run goes on with its initial weights. `CheckpointLoading` applies the model's renaming
-first and stops the run if any key is left over or missing. DeepSpeed and FSDP restore weights their own way and
-PEFT checkpoints hold adapters only; those paths stay upstream's.
+first (or, where saved weights need converting, e.g. a mixture of experts saved one tensor per expert, lets
+`from_pretrained` convert them) and stops the run if any key is left over or missing. DeepSpeed and FSDP restore
+weights their own way and PEFT checkpoints hold adapters only; those paths stay upstream's.
 """
 
 import json
@@ -45,8 +46,9 @@ def _saved_state_dict(folder: str) -> dict[str, torch.Tensor] | None:
     return state_dict
 
 
-def to_model_keys(model, state_dict: dict[str, torch.Tensor], folder: str) -> dict[str, torch.Tensor]:
-    """Rename saved keys as `from_pretrained` would for this model (renamings only: no family here fuses weights)."""
+def to_model_keys(model, state_dict: dict[str, torch.Tensor]) -> dict[str, torch.Tensor] | None:
+    """Rename saved keys as `from_pretrained` would for this model; None when a key needs more than a renaming (a
+    mixture-of-experts model saves its fused experts one tensor per expert), which only `from_pretrained` applies."""
     transforms = get_model_conversion_mapping(model)
     renamings = [t for t in transforms if isinstance(t, WeightRenaming)]
     converters = [t for t in transforms if isinstance(t, WeightConverter)]
@@ -54,12 +56,21 @@ def to_model_keys(model, state_dict: dict[str, torch.Tensor], folder: str) -> di
     for key, tensor in state_dict.items():
         target, converted = rename_source_key(key, renamings, converters)
         if converted is not None:
-            raise CheckpointError(
-                f"{folder}: key {key} needs a weight conversion ({converted}) that resuming without DeepSpeed "
-                "does not apply; resume under DeepSpeed or load the checkpoint with from_pretrained"
-            )
+            return None
         renamed[target] = tensor
     return renamed
+
+
+def converted_state_dict(model, folder: str) -> dict[str, torch.Tensor]:
+    """The checkpoint as `from_pretrained` loads it into a fresh model of the same class (conversions applied), or an
+    error naming the keys that do not fit."""
+    fresh, info = type(model).from_pretrained(folder, dtype=model.dtype, output_loading_info=True)
+    problems = {"not in the checkpoint": info["missing_keys"], "the model lacks": info["unexpected_keys"],
+                "of another shape": [str(key) for key in info["mismatched_keys"]]}  # fmt: skip
+    found = [f"{len(keys)} key(s) {what}: {_names(sorted(keys))}" for what, keys in problems.items() if keys]
+    if found:
+        raise CheckpointError(f"{folder} does not fit the model being trained: " + "; ".join(found))
+    return fresh.state_dict()
 
 
 def _names(keys: list[str], limit: int = 10) -> str:
@@ -72,7 +83,12 @@ def load_weights(model, folder: str) -> None:
     state_dict = _saved_state_dict(folder)
     if state_dict is None:
         raise CheckpointError(f"{folder}: no {SAFE_WEIGHTS_NAME} or {SAFE_WEIGHTS_INDEX_NAME} to resume from")
-    result = model.load_state_dict(to_model_keys(model, state_dict, folder), strict=False)
+    renamed = to_model_keys(model, state_dict)
+    if renamed is None:  # converted by transformers itself, then loaded whole (a second copy of the model, briefly)
+        model.load_state_dict(converted_state_dict(model, folder), strict=True)
+        logger.info("restored %s from %s (weights converted as from_pretrained does)", type(model).__name__, folder)
+        return
+    result = model.load_state_dict(renamed, strict=False)
     # A tied parameter (lm_head sharing the embeddings) is saved once: missing by name, loaded by storage.
     tensors = model.state_dict()
     loaded = {tensor.data_ptr() for name, tensor in tensors.items() if name not in result.missing_keys}
