@@ -6,7 +6,6 @@ import copy
 import json
 import os
 import re
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,11 +18,12 @@ from test_evaluate import prepare_six
 from trl import GRPOConfig, SFTConfig, SFTTrainer
 
 from r1_aqa import tiny
-from r1_aqa.data import load_rows, to_grpo_row
+from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.families import FAMILIES, family_of, family_of_processor
-from r1_aqa.models import load_model, load_processor
+from r1_aqa.models import AudioModelConfig, load_model, load_processor, lora_config
 from r1_aqa.processing import encode_rows, join_rows
 from r1_aqa.prompts import completion_text
+from r1_aqa.runs import DataArguments, build_dataset
 from r1_aqa.sft import IGNORE, AudioSFTCollator
 from r1_aqa.trainer import AudioGRPOTrainer
 
@@ -49,7 +49,7 @@ def length_reward(completions, **kwargs):
     return [float(len(completion_text(c))) for c in completions]
 
 
-def make_trainer(model_dir, rows, output_dir, **overrides):
+def make_trainer(model_dir, rows, output_dir, peft_config=None, **overrides):
     settings = dict(output_dir=str(output_dir), use_cpu=True, bf16=False, gradient_checkpointing=False,
                     per_device_train_batch_size=8, num_generations=4, max_completion_length=8, temperature=1.0,
                     learning_rate=1e-3, max_steps=1, beta=0.04, loss_type="grpo", report_to="none",
@@ -61,6 +61,7 @@ def make_trainer(model_dir, rows, output_dir, **overrides):
         reward_funcs=[length_reward],
         args=GRPOConfig(**settings),
         train_dataset=Dataset.from_list(rows),
+        peft_config=peft_config,
     )
 
 
@@ -144,6 +145,7 @@ def test_one_step_trains_every_trainable_parameter_and_no_frozen_one(name, famil
     model_dir = family_dirs(name)
     trainer = make_trainer(model_dir, clip_rows(tmp_path, (1.0, 1.0)), tmp_path / "out")
     family = trainer.family
+    assert type(trainer.ref_model) is family.model_class  # why: upstream would build it from `architectures`
     frozen = {n for module in family.frozen_modules for n, _ in trainer.model.get_submodule(module).named_parameters(
         prefix=module)}  # fmt: skip
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -182,7 +184,9 @@ def test_logps_equal_a_plain_forward_and_depend_on_the_clip(name, family_dirs, t
 def test_each_completion_is_scored_with_its_own_prompts_clip(name, family_dirs, tmp_path):
     model_dir = family_dirs(name)
     rows = clip_rows(tmp_path, two_lengths(model_dir))  # 2 prompts x 4 generations: the 8 rows of one batch
-    trainer = make_trainer(model_dir, rows, tmp_path / "out")
+    # 2 micro-batches of 4 per generation: upstream shuffles the 8 rows, then splits them.
+    trainer = make_trainer(model_dir, rows, tmp_path / "out", per_device_train_batch_size=4,
+                           gradient_accumulation_steps=2)  # fmt: skip
     inputs, output, ids, mask, audio, seq_rows = rollout(trainer, rows)
     keep = output["completion_ids"].size(1)
     logps = trainer_logps(trainer, ids, mask, audio, seq_rows, keep)
@@ -203,14 +207,17 @@ def test_each_completion_is_scored_with_its_own_prompts_clip(name, family_dirs, 
     # Through upstream's shuffle and split into micro-batches, each sequence keeps its own clip's rows.
     trainer.model.train()
     torch.manual_seed(1)
-    batch = trainer._prepare_inputs(inputs)
-    for index in range(batch["prompt_ids"].size(0)):
-        prompt = batch["prompt_ids"][index][batch["prompt_mask"][index].bool()]
-        match = [i for i, (_, clip_ids) in enumerate(own) if torch.equal(clip_ids, prompt)]
-        assert len(match) == 1, "a sequence's prompt is neither prompt"
-        fed = {key: batch[key][index].cpu() for key in trainer.family.audio_keys}
-        assert same_clip(fed, own[match[0]][0]), f"sequence {index} lost its clip in the shuffle"
-        assert not same_clip(fed, own[1 - match[0]][0])  # why: the check tells the two clips apart
+    trainer._prepare_inputs(inputs)
+    micro_batches = trainer._buffered_inputs
+    assert [batch["prompt_ids"].size(0) for batch in micro_batches] == [4, 4]
+    for batch in micro_batches:
+        for index in range(batch["prompt_ids"].size(0)):
+            prompt = batch["prompt_ids"][index][batch["prompt_mask"][index].bool()]
+            match = [i for i, (_, clip_ids) in enumerate(own) if torch.equal(clip_ids, prompt)]
+            assert len(match) == 1, "a sequence's prompt is neither prompt"
+            fed = {key: batch[key][index].cpu() for key in trainer.family.audio_keys}
+            assert same_clip(fed, own[match[0]][0]), f"sequence {index} lost its clip in the shuffle or split"
+            assert not same_clip(fed, own[1 - match[0]][0])  # why: the check tells the two clips apart
     if max(windows) > 1:  # why: a family with windows must have been tested with a clip of several
         assert sorted(windows) == [1, 2]
 
@@ -297,15 +304,18 @@ def test_run_grpo_trains_two_processes_under_zero3_checkpoints_and_resumes(name,
     assert f"resuming from {checkpoint}" in result.stderr
     state = json.loads((out / "checkpoint-3" / "trainer_state.json").read_text())
     assert [entry["step"] for entry in state["log_history"] if "loss" in entry] == [1, 2, 3]
-    plain = FAMILIES[name].model_class.from_pretrained(str(out / "checkpoint-3"))
+    plain, info = FAMILIES[name].model_class.from_pretrained(str(out / "checkpoint-3"), output_loading_info=True)
     assert type(plain) is FAMILIES[name].model_class
+    assert not info["missing_keys"] and not info["unexpected_keys"] and not info["mismatched_keys"]
 
 
 @pytest.mark.slow
 @pytest.mark.parametrize("name", NAMES)
 def test_test_mmau_scores_a_checkpoint_of_every_family(name, family_dirs, tmp_path):
     run = tmp_path / "run"
-    shutil.copytree(family_dirs(name), run / "checkpoint-5")
+    trainer = make_trainer(family_dirs(name), clip_rows(tmp_path, (1.0, 1.0)), run, max_steps=5,
+                           save_strategy="steps", save_steps=5)  # fmt: skip
+    trainer.train()  # a training checkpoint, as a run leaves it
     mmau = prepare_six(tmp_path)
     env = {**os.environ, "PYTHON": sys.executable, "CONFIG": str(ROOT / "configs" / "tiny_mmau_eval.yaml"),
            "RUN_DIR": str(run), "MMAU_DIR": str(mmau.parent)}  # fmt: skip
@@ -337,3 +347,34 @@ def test_sft_labels_the_answer_alone_and_a_step_trains_every_trainable_parameter
     trainer.train()
     unchanged = [n for n, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(before[n], p)]
     assert before and not unchanged, unchanged[:5]
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lora_on_all_linear_layers_trains_the_audio_path_and_stays_off_frozen_modules(name, family_dirs, tmp_path):
+    model_dir = family_dirs(name)
+    arguments = AudioModelConfig(model_name_or_path=model_dir, use_peft=True, lora_r=4, lora_alpha=8,
+                                 lora_target_modules=["all-linear"])  # fmt: skip
+    config = lora_config(arguments, load_model(model_dir, "float32"))
+    trainer = make_trainer(model_dir, clip_rows(tmp_path, (1.0, 1.0)), tmp_path / "out", config, max_steps=2)
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters() if p.requires_grad}
+    trainer.train()
+    unchanged = [n for n, p in trainer.model.named_parameters() if p.requires_grad and torch.equal(before[n], p)]
+    assert before and not unchanged, unchanged[:5]
+    frozen = trainer.family.frozen_modules
+    assert not [n for n in before if any(f"{module}." in n for module in frozen)], "an adapter on a frozen module"
+    assert {part for n in before for part in ("audio_tower", "language_model") if part in n} == {
+        "audio_tower",
+        "language_model",
+    }
+
+
+def test_training_clips_are_checked_against_the_models_family(tmp_path):
+    """A clip too short for one family is refused by its training run and accepted by one that takes it."""
+    strict = max(FAMILIES.values(), key=lambda family: family.min_samples)
+    lenient = min(FAMILIES.values(), key=lambda family: family.min_samples)
+    assert lenient.min_samples < strict.min_samples
+    write_clip(tmp_path / "short.wav", (strict.min_samples - 1) / 16_000)
+    data = DataArguments(data_file=str(write_jsonl(tmp_path / "rows.jsonl", [training_row(0, "short.wav")])))
+    with pytest.raises(DataError, match="too short"):
+        build_dataset(data, strict.min_samples)
+    assert len(build_dataset(data, lenient.min_samples)) == 1

@@ -9,14 +9,16 @@ one (SFT with LoRA, then GRPO with a KL reference), write the merged model as a 
 import argparse
 import json
 import os
+import re
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
 from peft import PeftModel
+from torch import nn
 from transformers import AutoConfig
-from trl import ModelConfig
+from trl import ModelConfig, get_peft_config
 
 from r1_aqa.families import Family, family_of
 
@@ -119,6 +121,29 @@ def enable_savings(model, family: Family | None = None) -> None:
 def savings_enabled(model, family: Family | None = None) -> bool:
     family = family or family_of(model)
     return family.savings_enabled is not None and family.savings_enabled(model)
+
+
+def lora_config(model_args: "AudioModelConfig", model):
+    """TRL's LoRA config from the model arguments (None without `use_peft`), kept off what stays frozen: an adapter
+    there would get no gradient, which DDP and ZeRO stop on. `all-linear` is resolved here to the linear layers'
+    names outside the frozen modules and the output layer (PEFT's own resolution also collects names inside a
+    vision tower, `0` and `2` of a Sequential among them, which then match whole encoder layers and fail)."""
+    config = get_peft_config(model_args)
+    if config is None:
+        return None
+    family = family_of(model)
+    frozen = () if model_args.train_frozen_modules else family.frozen_modules
+    if frozen:
+        config.exclude_modules = "(" + "|".join(map(re.escape, frozen)) + r")(\..*)?"
+    if config.target_modules == "all-linear":
+        output = model.get_output_embeddings()
+        config.target_modules = {
+            name.rsplit(".", 1)[-1]
+            for name, module in model.named_modules()
+            if isinstance(module, nn.Linear) and module is not output
+            and not any(name == f or name.startswith(f + ".") for f in frozen)
+        }  # fmt: skip
+    return config
 
 
 def load_model_from(model_args: "AudioModelConfig"):

@@ -39,7 +39,7 @@ from r1_aqa.data import DataError, load_rows, to_grpo_row
 from r1_aqa.evaluate import generate, load_for_generation, with_trained_prompt
 from r1_aqa.families import family_of_processor
 from r1_aqa.files import resume_jsonl, write_json, write_jsonl
-from r1_aqa.models import adapter_base
+from r1_aqa.models import adapter_base, family_at
 from r1_aqa.processing import load_clips
 from r1_aqa.prompts import INSTRUCTIONS
 from r1_aqa.rewards import REWARDS, get_rewards
@@ -220,7 +220,9 @@ def main(args: PassRateArguments) -> list[dict]:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     check_model(args.model_name_or_path)
     args = with_trained_prompt(args)  # the checkpoint's prompt style, as evaluation reads it
-    rows = [to_grpo_row(row, args.prompt_style, args.question_video_to_audio) for row in load_rows(args.data_file)]
+    min_samples = family_at(args.model_name_or_path, base_model_name_or_path=args.base_model_name_or_path).min_samples
+    rows = [to_grpo_row(row, args.prompt_style, args.question_video_to_audio)
+            for row in load_rows(args.data_file, min_samples=min_samples)]  # fmt: skip
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     if start(output, settings(args)):

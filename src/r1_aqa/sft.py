@@ -11,11 +11,11 @@ target's tokens carry labels. Full fine-tuning by default; `use_peft: true` for 
 from dataclasses import dataclass
 
 import torch
-from trl import SFTConfig, SFTTrainer, get_peft_config
+from trl import SFTConfig, SFTTrainer
 
 from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.families import family_of_processor
-from r1_aqa.models import AudioModelConfig, family_at, load_model_from, load_processor
+from r1_aqa.models import AudioModelConfig, family_at, load_model_from, load_processor, lora_config
 from r1_aqa.processing import encode
 from r1_aqa.prompts import drop_null_keys
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
@@ -82,13 +82,14 @@ def main(data_args: SFTDataArguments, training_args: SFTConfig, model_args: Audi
     # The collator tokenizes on the fly, from file paths: TRL must neither pre-tokenize nor drop the columns.
     training_args.dataset_kwargs = {**(training_args.dataset_kwargs or {}), "skip_prepare_dataset": True}
     training_args.remove_unused_columns = False
+    model = load_model_from(model_args)
     trainer = AudioSFTTrainer(
-        model=load_model_from(model_args),
+        model=model,
         processing_class=processor,
         args=training_args,
         train_dataset=dataset,
         data_collator=AudioSFTCollator(processor),
-        peft_config=get_peft_config(model_args),
+        peft_config=lora_config(model_args, model),
         callbacks=[SaveResolvedConfig(groups)],
     )
     train_and_save(trainer, data_args, groups)

@@ -8,10 +8,10 @@
 
 from dataclasses import dataclass, field
 
-from trl import GRPOConfig, get_peft_config
+from trl import GRPOConfig
 
 from r1_aqa.choice_order import ChoiceShuffle
-from r1_aqa.models import AudioModelConfig, adapter_base, family_at, load_model_from, load_processor
+from r1_aqa.models import AudioModelConfig, adapter_base, family_at, load_model_from, load_processor, lora_config
 from r1_aqa.rewards import REWARDS, get_rewards
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
 from r1_aqa.trainer import AudioGRPOTrainer
@@ -60,13 +60,14 @@ def main(data_args: GRPODataArguments, training_args: GRPOConfig, model_args: Au
         training_args.model_init_kwargs = {"revision": model_args.model_revision}
     # Every clip's header is read before the model loads: a clip too short for this family stops the run at once.
     dataset = build_dataset(data_args, family_at(model_args.model_name_or_path, model_args.model_revision).min_samples)
+    model = load_model_from(model_args)
     trainer = AudioGRPOTrainer(
-        model=load_model_from(model_args),
+        model=model,
         processing_class=load_processor(model_args.model_name_or_path, revision=model_args.model_revision),
         reward_funcs=get_rewards(data_args.reward_funcs, data_args.prompt_style, data_args.think_budget_words),
         args=training_args,
         train_dataset=dataset,
-        peft_config=get_peft_config(model_args),
+        peft_config=lora_config(model_args, model),
         callbacks=[SaveResolvedConfig(groups)],
         choice_shuffle=ChoiceShuffle(training_args.seed, data_args.prompt_style) if data_args.shuffle_choices else None,
     )
