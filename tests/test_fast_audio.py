@@ -10,7 +10,7 @@ import torch
 from conftest import training_row, write_clip, write_jsonl
 
 from r1_aqa.data import load_rows, to_grpo_row
-from r1_aqa.families import qwen2_audio_savings as fast_audio
+from r1_aqa.families import _qwen2_audio_savings as fast_audio
 from r1_aqa.models import load_model, load_processor
 from r1_aqa.processing import encode
 

@@ -14,7 +14,7 @@ from trl.trainer import grpo_trainer
 
 from r1_aqa.audio import SAMPLING_RATE, load_audio
 from r1_aqa.data import load_rows, to_grpo_row
-from r1_aqa.families.qwen2_audio_savings import disable_fast_audio
+from r1_aqa.families._qwen2_audio_savings import disable_fast_audio
 from r1_aqa.models import load_model
 from r1_aqa.processing import join_rows
 from r1_aqa.prompts import completion_text

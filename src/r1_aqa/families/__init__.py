@@ -10,7 +10,7 @@ import importlib
 import json
 import pkgutil
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -71,7 +71,6 @@ class Family:
     enable_savings: Callable | None = None
     disable_savings: Callable | None = None
     savings_enabled: Callable | None = None
-    notes: dict = field(default_factory=dict)
 
     def processor_kwargs(self, processor, clips: list[np.ndarray]) -> dict:
         """`call_kwargs` with `saving_kwargs` over it (a keyword group such as `audio_kwargs` merged, not replaced)."""
@@ -122,7 +121,7 @@ def family_of_processor(processor) -> Family:
 
 def _register_all() -> None:
     for module in pkgutil.iter_modules(__path__):
-        if module.name.startswith("_") or module.name.endswith("_savings"):
+        if module.name.startswith("_"):  # helpers of the family modules, not families
             continue
         importlib.import_module(f"{__name__}.{module.name}")
 

@@ -4,7 +4,7 @@
 
 The processor pads every clip to 30 s (`input_features` (B, 128, 3000), `feature_attention_mask` (B, 3000)), one row
 per sequence; each <|AUDIO|> expands to ((L-1)//2+1-2)//2+1 tokens for L valid mel frames. Exact savings: the
-encoder runs on the valid frames only, once per distinct clip (`qwen2_audio_savings`).
+encoder runs on the valid frames only, once per distinct clip (`_qwen2_audio_savings`).
 """
 
 import torch
@@ -17,8 +17,8 @@ from transformers import (
 )
 
 from r1_aqa.families import Family, register
+from r1_aqa.families._qwen2_audio_savings import disable_fast_audio, enable_fast_audio, is_fast_audio_enabled
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
-from r1_aqa.families.qwen2_audio_savings import disable_fast_audio, enable_fast_audio, is_fast_audio_enabled
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Its encoder sees at most 30 s (3000 mel frames); the processor would cut longer clips anyway.
