@@ -11,17 +11,15 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 
-# tiny: the test model. mid: the real audio encoder's width (d_model 1280, 20 heads, ffn 5120) with 2 of its 32
-# layers and a small LM, so that the encoder's share of a step shows roughly as on the 7B model. 7b: the sizes of
-# Qwen2-Audio-7B(-Instruct)'s published config.json (a 32-layer Whisper-large-style encoder; a 32-layer LM of
-# width 4096, MLP 11008, 32 heads, vocabulary 156032), random weights, built in memory (GPU only: ~17 GB in bf16).
+# tiny: the test model, of any family. For the paper's model only (the default family): mid, the real audio
+# encoder's width (d_model 1280, 20 heads, ffn 5120) with 2 of its 32 layers and a small LM, so that the encoder's
+# share of a step shows roughly as at full size; 7b, the published sizes with random weights, built in memory by the
+# family's `build_full_size` (GPU only: ~17 GB in bf16).
 MODELS = {
     "tiny": {"hidden_size": 64},
     "mid": {"hidden_size": 256, "encoder_width": 1280, "encoder_layers": 2},
-    "7b": {"hidden_size": 4096, "encoder_width": 1280, "encoder_layers": 32},
+    "7b": {},
 }
-TEXT_7B = {"intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
-           "vocab_size": 156032, "max_position_embeddings": 8192}  # fmt: skip
 
 
 def check_size(name: str, family: str | None) -> str:
@@ -35,7 +33,7 @@ def check_size(name: str, family: str | None) -> str:
 
 
 def build_model(name: str, folder: Path, family: str | None = None) -> str:
-    """A model of size `name` in `folder`; sizes other than tiny are the paper's model's (Qwen2-Audio) only."""
+    """A model of size `name` in `folder`; sizes other than tiny are the paper's model's (the default family) only."""
     from r1_aqa import tiny
 
     family = check_size(name, family)
@@ -62,7 +60,7 @@ SAVED_KWARGS = {}  # each family's processor-side saving, as registered
 
 def load(name: str, work: Path, fast_audio_encoder: bool, family: str | None = None):
     """(model on the device, processor, device). tiny and mid go through a saved folder, as training loads them."""
-    from r1_aqa.families import qwen2_audio
+    from r1_aqa.families import FAMILIES
     from r1_aqa.models import load_model, load_processor
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
@@ -72,17 +70,9 @@ def load(name: str, work: Path, fast_audio_encoder: bool, family: str | None = N
         model = load_model(folder, str(dtype).removeprefix("torch."), fast_audio_encoder=False)
         set_savings(model, fast_audio_encoder)
         return model.to(device), load_processor(folder), device
-    check_size(name, family)
-    processor = qwen2_audio.build_processor()
-    config = qwen2_audio.build_config(processor, MODELS[name]["hidden_size"], 1280, 32, TEXT_7B)
+    full_size = FAMILIES[check_size(name, family)].build_full_size
     torch.manual_seed(0)
-    default = torch.get_default_dtype()
-    torch.set_default_dtype(dtype)
-    try:
-        with torch.device(device):
-            model = qwen2_audio.FAMILY.model_class(config)
-    finally:
-        torch.set_default_dtype(default)
+    model, processor = full_size(dtype, device)
     set_savings(model, fast_audio_encoder)
     return model, processor, device
 

@@ -15,21 +15,17 @@ import time
 from pathlib import Path
 
 import common
-import torch
 
+from r1_aqa.evaluate import generate
 from r1_aqa.families import family_of
-from r1_aqa.processing import encode
 from r1_aqa.prompts import messages
 
 
 def throughput(model, processor, conversations, batch_size: int, new_tokens: int) -> float:
+    decoding = {"max_new_tokens": new_tokens, "min_new_tokens": new_tokens, "do_sample": False}
     start = time.perf_counter()
-    with torch.no_grad():
-        for first in range(0, len(conversations), batch_size):
-            inputs = encode(processor, conversations[first : first + batch_size]).to(model.device)
-            inputs["input_features"] = inputs["input_features"].to(model.dtype)  # every family's features key
-            model.generate(**inputs, max_new_tokens=new_tokens, min_new_tokens=new_tokens, do_sample=False,
-                           pad_token_id=processor.tokenizer.pad_token_id)  # fmt: skip
+    for first in range(0, len(conversations), batch_size):  # evaluation's own call: clips loaded and encoded inside
+        generate(model, processor, conversations[first : first + batch_size], None, decoding)
     return len(conversations) / (time.perf_counter() - start)
 
 

@@ -267,11 +267,11 @@ def family_words() -> set[str]:
 
 
 def test_no_module_outside_the_families_names_a_family():
-    """The trainer, evaluation, scripts and benchmarks read the registry; only r1_aqa/families/ knows a family.
+    """The trainer, evaluation, scripts and benchmarks (bench/) read the registry; only r1_aqa/families/ knows a family.
     Recipe file names in usage lines (configs/*.yaml) are paths, not branches, and are left out of the search."""
     pattern = re.compile("|".join(re.escape(word) for word in sorted(family_words(), key=len, reverse=True)), re.I)
     found = []
-    for path in sorted((ROOT / "src" / "r1_aqa").glob("*.py")):
+    for path in sorted([*(ROOT / "src" / "r1_aqa").glob("*.py"), *(ROOT / "bench").glob("*.py")]):
         for number, line in enumerate(path.read_text().splitlines(), 1):
             line = re.sub(r"configs/\S+\.yaml", "", line)
             if pattern.search(line):

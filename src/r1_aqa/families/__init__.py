@@ -51,6 +51,8 @@ class Family:
         longest clip instead of the extractor's maximum); merged over `call_kwargs`, and what a benchmark turns off
         to measure the stock processor.
     enable_savings / disable_savings / savings_enabled: exact encoder savings switched on the model, if any.
+    build_full_size: `(dtype, device) -> (model, processor)`, the published architecture at full size with random
+        weights, built in memory with no download (bench/gpu.sh); None where none is written yet.
     """
 
     name: str
@@ -71,6 +73,7 @@ class Family:
     enable_savings: Callable | None = None
     disable_savings: Callable | None = None
     savings_enabled: Callable | None = None
+    build_full_size: Callable | None = None
 
     def processor_kwargs(self, processor, clips: list[np.ndarray]) -> dict:
         """`call_kwargs` with `saving_kwargs` over it (a keyword group such as `audio_kwargs` merged, not replaced)."""

@@ -105,6 +105,27 @@ def build_model(
     return model
 
 
+# Qwen2-Audio-7B(-Instruct)'s published config.json: a 32-layer Whisper-large-style encoder (d_model 1280), a 32-layer
+# LM of width 4096, MLP 11008, 32 heads, vocabulary 156032.
+TEXT_7B = {"intermediate_size": 11008, "num_hidden_layers": 32, "num_attention_heads": 32, "num_key_value_heads": 32,
+           "vocab_size": 156032, "max_position_embeddings": 8192}  # fmt: skip
+
+
+def build_full_size(dtype: torch.dtype, device: str):
+    """The 7B architecture with random weights, in memory on `device` (~17 GB in bf16), and the tiny processor (the
+    vocabulary's size is the published one; the tokens beyond the tiny tokenizer are never produced by it)."""
+    processor = build_processor()
+    config = build_config(processor, 4096, 1280, 32, TEXT_7B)
+    default = torch.get_default_dtype()
+    torch.set_default_dtype(dtype)
+    try:
+        with torch.device(device):
+            model = Qwen2AudioForConditionalGeneration(config)
+    finally:
+        torch.set_default_dtype(default)
+    return model, processor
+
+
 def build_tiny(
     output_dir: str,
     seed: int = 0,
@@ -134,5 +155,6 @@ FAMILY = register(
         enable_savings=enable_fast_audio,
         disable_savings=disable_fast_audio,
         savings_enabled=is_fast_audio_enabled,
+        build_full_size=build_full_size,
     )
 )
