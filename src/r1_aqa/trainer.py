@@ -4,10 +4,10 @@ TRL 1.16 handles image tensors only. For audio it needs four narrow changes, eac
 the processor must receive the clips (`_tokenize_prompts`), the clips' features must travel with the batch
 (`_generate_and_score_completions`, `compute_loss`), and every log-prob pass (policy, old policy, reference) must
 receive them row by row (`_get_per_token_logps_and_entropies`). Which tensors carry the audio, how many of their rows
-each sequence owns and which placeholder tokens are never sampled come from the model's family (`r1_aqa.families`).
-Everything else is upstream's, except the options
-under which upstream would generate without the clips (vLLM, tool calling), refused at start, and resuming, made
-exact by `r1_aqa.grpo_resume.ExactResume`. The same generation hook also shows each prompt's choices in the epoch's
+each sequence owns and which placeholder tokens are never sampled come from the model's family (`r1_aqa.families`);
+the KL reference is built with the family's class. Everything else is upstream's, except the options under which
+upstream would generate without the clips (vLLM, tool calling), refused at start, and resuming, made exact by
+`r1_aqa.grpo_resume.ExactResume`. The same generation hook also shows each prompt's choices in the epoch's
 order when asked (`r1_aqa.choice_order.ChoiceShuffle`) and logs the pass rate and the answers' choice positions.
 """
 
