@@ -75,6 +75,12 @@ def from_published(family: Family, source: str, **kwargs):
     found = [f"{len(keys)} {what}: {', '.join(sorted(keys)[:8])}" for what, keys in problems.items() if keys]
     if found:
         raise LoadingError(f"{source}: as {family.model_class.__name__}, weights " + "; ".join(found))
+    # Loaded under ZeRO-3, transformers 5.23 keeps every key conversion of the class for `save_pretrained` to revert,
+    # used or not (its other loading path keeps the used ones): the unused ones then rename an Omni thinker's keys
+    # twice (`thinker.model.thinker.audio_tower.*`) and its checkpoints no longer load. Kept as the other path does.
+    conversions = getattr(model, "_weight_conversions", None)
+    if conversions:
+        model._weight_conversions = [conversion for conversion in conversions if conversion.was_used()]
     return model
 
 
