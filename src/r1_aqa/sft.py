@@ -16,7 +16,7 @@ from trl import SFTConfig, SFTTrainer
 from r1_aqa.checkpoints import CheckpointLoading
 from r1_aqa.families import family_of_processor
 from r1_aqa.models import AudioModelConfig, family_at, load_model_from, load_processor, lora_config
-from r1_aqa.processing import encode
+from r1_aqa.processing import encode, for_template
 from r1_aqa.prompts import drop_null_keys
 from r1_aqa.runs import DataArguments, SaveResolvedConfig, build_dataset, resolved, run_cli, train_and_save
 
@@ -39,7 +39,7 @@ class AudioSFTCollator:
 
     def target(self, prompt: list[dict], solution: str) -> str:
         """The assistant turn as the chat template renders it after the prompt (answer, end of turn)."""
-        prompt = drop_null_keys(prompt)
+        prompt = for_template(family_of_processor(self.processor), drop_null_keys(prompt))  # as `encode` renders it
         reply = {"role": "assistant", "content": f"<answer>{solution}</answer>"}
         full = self.processor.apply_chat_template([*prompt, reply], tokenize=False)
         head = self.processor.apply_chat_template(prompt, tokenize=False, add_generation_prompt=True)
