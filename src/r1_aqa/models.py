@@ -76,7 +76,7 @@ def from_published(family: Family, source: str, **kwargs):
     if found:
         raise LoadingError(f"{source}: as {family.model_class.__name__}, weights " + "; ".join(found))
     # Loaded under ZeRO-3, transformers 5.23 keeps every key conversion of the class for `save_pretrained` to revert,
-    # used or not (its other loading path keeps the used ones): the unused ones then rename an Omni thinker's keys
+    # used or not (its other loading path keeps the used ones): the unused ones then rename a thinker's keys
     # twice (`thinker.model.thinker.audio_tower.*`) and its checkpoints no longer load. Kept as the other path does.
     conversions = getattr(model, "_weight_conversions", None)
     if conversions:
