@@ -48,9 +48,9 @@ from transformers import (
     Qwen2_5OmniThinkerForConditionalGeneration,
     WhisperFeatureExtractor,
 )
-from transformers.processing_utils import ProcessorMixin
 
 from r1_aqa.families import Family, register
+from r1_aqa.families._omni_processor import AudioOnlyOmniProcessor
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
 
 CHAT_TEMPLATE = (
@@ -78,9 +78,6 @@ NAMED_TOKENS = {
     "vision_bos_token": "<|vision_bos|>", "vision_eos_token": "<|vision_eos|>",
     "audio_bos_token": "<|audio_bos|>", "audio_eos_token": "<|audio_eos|>",
 }  # fmt: skip
-# What the stock processor copies from the tokenizer in its `__init__`.
-TOKEN_ATTRIBUTES = (*NAMED_TOKENS, "image_token_id", "audio_token_id", "video_token_id")
-STOCK_PROCESSOR = "Qwen2_5OmniProcessor"
 # The image keys of the published preprocessor_config.json, written back so the stock class finds its image processor.
 IMAGE_SETTINGS = {
     "image_processor_type": "Qwen2VLImageProcessor", "min_pixels": 3136, "max_pixels": 12845056, "patch_size": 14,
@@ -97,40 +94,11 @@ MIN_SAMPLES = 321
 MIN_PADDED_FRAMES = 100
 
 
-class OmniAudioProcessor(Qwen2_5OmniProcessor):
-    """The stock Qwen2.5-Omni processor with its feature extractor and tokenizer only (no vision sub-processors).
+class OmniAudioProcessor(AudioOnlyOmniProcessor, Qwen2_5OmniProcessor):
+    """The stock Qwen2.5-Omni processor with its feature extractor and tokenizer only (`_omni_processor`)."""
 
-    `ProcessorMixin.get_attributes()` reads the sub-processors off this `__init__`'s signature, so `from_pretrained`
-    loads exactly these two: keep transformers pinned (the family's tests check the outputs)."""
-
-    text_kwargs = {}  # the stock class's {"padding_side": "left"} would override tokenizer.padding_side
-
-    def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None):
-        ProcessorMixin.__init__(self, feature_extractor, tokenizer, chat_template=chat_template)
-        for name in TOKEN_ATTRIBUTES:
-            setattr(self, name, getattr(tokenizer, name))
-
-    @property
-    def model_input_names(self):
-        names = self.tokenizer.model_input_names + self.feature_extractor.model_input_names
-        return list(dict.fromkeys([*names, "feature_attention_mask"]))
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs):
-        """The published folder's processor files, naming the stock class: preprocessor_config.json with the image
-        and audio keys, chat_template.json, the tokenizer's files (no processor_config.json)."""
-        if push_to_hub:
-            raise ValueError("push_to_hub: save the folder, then upload it")
-        os.makedirs(save_directory, exist_ok=True)
-        self.tokenizer._set_processor_class(STOCK_PROCESSOR)
-        written = list(self.tokenizer.save_pretrained(save_directory, **kwargs))
-        settings = {**self.feature_extractor.to_dict(), **IMAGE_SETTINGS, "processor_class": STOCK_PROCESSOR}
-        files = {"preprocessor_config.json": settings, "chat_template.json": {"chat_template": self.chat_template}}
-        for name, content in files.items():
-            path = os.path.join(save_directory, name)
-            with open(path, "w", encoding="utf-8") as file:
-                file.write(json.dumps(content, indent=2, sort_keys=True) + "\n")
-            written.append(path)
-        return written
+    stock_name = Qwen2_5OmniProcessor.__name__
+    image_keys = IMAGE_SETTINGS
 
 
 def padded_length(processor, clips: list[np.ndarray]) -> int:
@@ -263,8 +231,8 @@ def build_tiny(
 
 
 def write_legacy_tokenizer_files(tokenizer, output_dir: str) -> None:
-    """vocab.json, merges.txt, added_tokens.json and special_tokens_map.json, which the published folder also has."""
-    tokenizer.backend_tokenizer.model.save(output_dir)
+    """added_tokens.json and special_tokens_map.json, which the published folder also has (the processor's
+    `save_pretrained` writes vocab.json and merges.txt)."""
     added = {token: tokenizer.convert_tokens_to_ids(token) for token in SPECIAL_TOKENS}
     special = {"eos_token": tokenizer.eos_token, "pad_token": tokenizer.pad_token,
                "additional_special_tokens": [t for t in SPECIAL_TOKENS if t not in ("<|endoftext|>",)]}  # fmt: skip

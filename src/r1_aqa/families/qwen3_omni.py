@@ -33,9 +33,6 @@ are real, their ids are not.
 
 # ruff: noqa: E501  (the chat template is kept verbatim, long lines included)
 
-import json
-from pathlib import Path
-
 import torch
 from transformers import (
     GenerationConfig,
@@ -47,12 +44,11 @@ from transformers import (
     Qwen3OmniMoeThinkerForConditionalGeneration,
     WhisperFeatureExtractor,
 )
-from transformers.processing_utils import ProcessorMixin
 
 from r1_aqa.families import Family, register
+from r1_aqa.families._omni_processor import AudioOnlyOmniProcessor
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
 
-STOCK_PROCESSOR = Qwen3OmniMoeProcessor.__name__
 PLACEHOLDER_TOKENS = ("<|audio_pad|>", "<|image_pad|>", "<|video_pad|>")
 # The published vocabulary's special tokens that prompts and configs name (the tiny vocabulary has no others).
 SPECIAL_TOKENS = [
@@ -65,8 +61,6 @@ NAMED_TOKENS = {
     "vision_bos_token": "<|vision_start|>", "vision_eos_token": "<|vision_end|>",
     "audio_bos_token": "<|audio_start|>", "audio_eos_token": "<|audio_end|>",
 }  # fmt: skip
-# What the stock processor's __init__ copies from the tokenizer.
-TOKEN_ATTRIBUTES = (*NAMED_TOKENS, "image_token_id", "audio_token_id", "video_token_id")
 # The published preprocessor_config.json's image-processor keys: the stock class reads its image processor there.
 IMAGE_KEYS = {
     "image_processor_type": "Qwen2VLImageProcessor", "image_mean": [0.5, 0.5, 0.5], "image_std": [0.5, 0.5, 0.5],
@@ -203,18 +197,13 @@ CHAT_TEMPLATE = r"""{%- if tools %}
 {%- endif %}"""
 
 
-class Qwen3OmniAudioProcessor(Qwen3OmniMoeProcessor):
-    """The stock processor without its image and video sub-processors (which need torchvision): the same text
-    outputs, the same audio ones but for the clip ends (`_process_audio`). Loads from the published folder;
-    `save_pretrained` writes that layout back."""
+class Qwen3OmniAudioProcessor(AudioOnlyOmniProcessor, Qwen3OmniMoeProcessor):
+    """The stock processor without its image and video sub-processors (`_omni_processor`): the same text outputs,
+    the same audio ones but for the clip ends (`_process_audio`)."""
 
-    text_kwargs = {}  # the stock {"padding_side": "left"} wins over tokenizer.padding_side unless its config names one
-
-    def __init__(self, feature_extractor=None, tokenizer=None, chat_template=None):
-        # ProcessorMixin.get_attributes() reads this signature: the sub-processors are these two, nothing else.
-        ProcessorMixin.__init__(self, feature_extractor, tokenizer, chat_template=chat_template)
-        for name in TOKEN_ATTRIBUTES:
-            setattr(self, name, getattr(self.tokenizer, name))
+    stock_name = Qwen3OmniMoeProcessor.__name__
+    image_keys = IMAGE_KEYS
+    dropped_keys = ("chunk_length",)  # the published file has none
 
     def _process_audio(self, audio, **kwargs):
         # Every clip followed by half an STFT window of zeros, as the stock class pads all but the batch's longest
@@ -223,28 +212,6 @@ class Qwen3OmniAudioProcessor(Qwen3OmniMoeProcessor):
             longest = max(len(clip) for clip in audio) + self.feature_extractor.n_fft // 2
             kwargs = {**kwargs, "padding": "max_length", "max_length": longest}
         return super()._process_audio(audio, **kwargs)
-
-    @property
-    def model_input_names(self) -> list[str]:
-        names = [*self.tokenizer.model_input_names, *self.feature_extractor.model_input_names, "feature_attention_mask"]
-        return list(dict.fromkeys(names))
-
-    def save_pretrained(self, save_directory, push_to_hub: bool = False, **kwargs) -> list[str]:
-        """The published layout (preprocessor_config.json, chat_template.json, tokenizer files), naming the stock
-        class: ProcessorMixin's own would write processor_config.json naming this one, which only this project knows."""
-        if push_to_hub:
-            raise ValueError(f"{type(self).__name__} saves to a folder only")
-        folder = Path(save_directory)
-        folder.mkdir(parents=True, exist_ok=True)
-        self.tokenizer._set_processor_class(STOCK_PROCESSOR)
-        self.tokenizer.save_pretrained(folder)
-        self.tokenizer.backend_tokenizer.model.save(str(folder))  # vocab.json and merges.txt, as published
-        features = {**IMAGE_KEYS, **self.feature_extractor.to_dict(), "processor_class": STOCK_PROCESSOR}
-        features.pop("chunk_length", None)  # the published file has none
-        preprocessor = folder / "preprocessor_config.json"
-        preprocessor.write_text(json.dumps(features, indent=2, sort_keys=True) + "\n")
-        (folder / "chat_template.json").write_text(json.dumps({"chat_template": self.chat_template}, indent=2) + "\n")
-        return [str(preprocessor)]
 
 
 def build_tokenizer(vocab_size: int = 400) -> Qwen2Tokenizer:
