@@ -6,6 +6,7 @@ import copy
 import json
 import os
 import re
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -19,6 +20,7 @@ from trl import GRPOConfig, SFTConfig, SFTTrainer
 
 from r1_aqa import tiny
 from r1_aqa.data import DataError, load_rows, to_grpo_row
+from r1_aqa.evaluate import generate
 from r1_aqa.families import FAMILIES, family_of, family_of_processor
 from r1_aqa.models import AudioModelConfig, load_model, load_processor, lora_config
 from r1_aqa.processing import encode_rows, join_rows
@@ -378,3 +380,25 @@ def test_training_clips_are_checked_against_the_models_family(tmp_path):
     with pytest.raises(DataError, match="too short"):
         build_dataset(data, strict.min_samples)
     assert len(build_dataset(data, lenient.min_samples)) == 1
+
+
+@pytest.mark.parametrize(
+    "name",
+    [n for n in NAMES if hasattr(FAMILIES[n].model_class.config_class().get_text_config(), "output_router_logits")],
+)
+def test_a_moe_checkpoint_saved_by_sft_generates(name, family_dirs, tmp_path):
+    """TRL's SFT saves `output_router_logits: true` in a mixture of experts' config; evaluation and GRPO generate
+    from such a checkpoint."""
+    folder = tmp_path / "sft-checkpoint"
+    shutil.copytree(family_dirs(name), folder)
+    config = json.loads((folder / "config.json").read_text())
+    text = config.get("thinker_config", config).get("text_config", config)
+    text["output_router_logits"] = True
+    (folder / "config.json").write_text(json.dumps(config))
+    model = load_model(str(folder), "float32")
+    processor = load_processor(str(folder), padding_side="left")
+    rows = clip_rows(tmp_path, (1.0, 2.0))
+    outputs = generate(
+        model, processor, [row["prompt"] for row in rows], None, {"max_new_tokens": 4, "do_sample": False}
+    )
+    assert len(outputs) == 2

@@ -109,6 +109,13 @@ def load_model(
     )
     if base:  # merged once here: inference then runs at the plain model's speed, with no peft wrapper around it
         model = PeftModel.from_pretrained(model, path).merge_and_unload()
+    # A mixture of experts saved by TRL's SFT says `output_router_logits: true` (SFT turns it on for its auxiliary
+    # loss): generation would then compute the load-balancing loss at every decoding step, which transformers 5.23's
+    # MoE thinker cannot do with a KV cache (a mask of the whole sequence against the step's tokens). TRL's trainers
+    # ask each training forward for the router logits themselves.
+    text_config = model.config.get_text_config()
+    if getattr(text_config, "output_router_logits", False):
+        text_config.output_router_logits = False
     if not train_frozen_modules:
         freeze_unused(family, model)
     if fast_audio_encoder:
