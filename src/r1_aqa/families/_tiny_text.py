@@ -44,3 +44,16 @@ def build_tokenizer(
         pad_token=pad_token,
         extra_special_tokens=extra_special_tokens,
     )
+
+
+def tiny_lm_sizes(hidden_size: int, tokenizer) -> dict:
+    """The language-model sizes every tiny model shares (a family adds its own rotary, token and length keys)."""
+    return {
+        "hidden_size": hidden_size,
+        "intermediate_size": 2 * hidden_size,
+        "num_hidden_layers": 2,
+        "num_attention_heads": 4,
+        "num_key_value_heads": 2,
+        "vocab_size": len(tokenizer),
+        "tie_word_embeddings": False,
+    }

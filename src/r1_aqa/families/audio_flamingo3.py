@@ -61,6 +61,7 @@ from transformers.models.audioflamingo3.modeling_audioflamingo3 import AudioFlam
 
 from r1_aqa.families import Family, register
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
+from r1_aqa.families._tiny_text import tiny_lm_sizes
 
 SPECIAL_TOKENS = [
     "<|endoftext|>",
@@ -208,14 +209,8 @@ def build_config(
         },
         text_config={
             "model_type": "qwen2",
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "vocab_size": len(tokenizer),
+            **tiny_lm_sizes(hidden_size, tokenizer),
             "max_position_embeddings": 32768,  # Qwen2.5-7B's; a 600-s clip alone is 15000 prompt tokens
-            "tie_word_embeddings": False,
             "bos_token_id": ids("[BOS]"),
             "eos_token_id": ids("<|im_end|>"),
             "pad_token_id": ids("[PAD]"),

@@ -52,6 +52,7 @@ from transformers import (
 from r1_aqa.families import Family, register
 from r1_aqa.families._omni_processor import AudioOnlyOmniProcessor
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
+from r1_aqa.families._tiny_text import tiny_lm_sizes
 
 CHAT_TEMPLATE = (
     "{% set audio_count = namespace(value=0) %}{% set image_count = namespace(value=0) %}{% set video_count = "
@@ -152,9 +153,7 @@ def build_config(processor: OmniAudioProcessor, hidden_size: int = 64, encoder_l
             "fullatt_block_indexes": [1],
         },
         "text_config": {
-            "vocab_size": len(tokenizer), "hidden_size": hidden_size, "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2,
-            "max_position_embeddings": 4096, "tie_word_embeddings": False,
+            **tiny_lm_sizes(hidden_size, tokenizer), "max_position_embeddings": 4096,
             "rope_parameters": {"rope_type": "default", "rope_theta": 1e6, "mrope_section": mrope(hidden_size // 4)},
             "eos_token_id": ids["<|im_end|>"], "pad_token_id": ids["<|endoftext|>"],
         },

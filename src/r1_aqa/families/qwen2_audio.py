@@ -19,6 +19,7 @@ from transformers import (
 from r1_aqa.families import Family, register
 from r1_aqa.families._qwen2_audio_savings import disable_fast_audio, enable_fast_audio, is_fast_audio_enabled
 from r1_aqa.families._tiny_text import build_tokenizer as build_text_tokenizer
+from r1_aqa.families._tiny_text import tiny_lm_sizes
 
 SPECIAL_TOKENS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<|AUDIO|>", "<|audio_bos|>", "<|audio_eos|>"]
 # Its encoder sees at most 30 s (3000 mel frames); the processor would cut longer clips anyway.
@@ -73,14 +74,8 @@ def build_config(
         },
         text_config={
             "model_type": "qwen2",
-            "hidden_size": hidden_size,
-            "intermediate_size": 2 * hidden_size,
-            "num_hidden_layers": 2,
-            "num_attention_heads": 4,
-            "num_key_value_heads": 2,
-            "vocab_size": len(tokenizer),
+            **tiny_lm_sizes(hidden_size, tokenizer),
             "max_position_embeddings": 4096,
-            "tie_word_embeddings": False,
             **(text or {}),
         },
         audio_token_index=tokenizer.convert_tokens_to_ids("<|AUDIO|>"),
